@@ -40,6 +40,8 @@ const (
 const (
 	Unavailable  Code = "UNAVAILABLE"
 	RangeInvalid Code = "RANGE_INVALID"
+	// PaginationInvalid answers a tags/list n that is not a count.
+	PaginationInvalid Code = "PAGINATION_NUMBER_INVALID"
 )
 
 func (c Code) Error() string { return string(c) }

@@ -1,0 +1,113 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/storage"
+	"github.com/cairn-mirror/cairn/upstream"
+)
+
+// Namespace is one configured namespace as the cache sees it.
+type Namespace struct {
+	Name string
+	// Upstream is the origin registry of a mirror namespace; nil for a
+	// hosted namespace, which serves only what it holds.
+	Upstream *upstream.Client
+	// TagTTL is how long a tag learnt from the upstream is trusted before
+	// it is revalidated.
+	TagTTL time.Duration
+	// ServeStale serves the last known digest of a tag when the upstream
+	// is unreachable, rate limiting or failing.
+	ServeStale bool
+	// FillIdleTimeout fails a fill that receives nothing for this long.
+	FillIdleTimeout time.Duration
+}
+
+// Cache resolves content for the registry. Safe for concurrent use.
+type Cache struct {
+	store     *storage.Store
+	nss       map[string]*Namespace
+	manifests *lru.Cache[string, oci.Manifest] // small manifests by digest
+	now       func() time.Time
+	log       *slog.Logger
+	metrics   *metrics
+	reg       prometheus.Registerer
+	fillBound time.Duration
+	bufs      sync.Pool // *[]byte of copyBuffer bytes, for serving committed files
+}
+
+// Option configures a Cache.
+type Option func(*Cache)
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *Cache) { c.log = l } }
+
+// WithClock injects the clock used for tag TTLs (tests).
+func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = now } }
+
+// WithRegisterer registers the cache's metrics (default: none).
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(c *Cache) { c.reg = reg }
+}
+
+// WithFillBound caps how long one fill may take in all (default 1h).
+func WithFillBound(d time.Duration) Option { return func(c *Cache) { c.fillBound = d } }
+
+// manifestLRUSize is how many small manifests stay in memory; with
+// maxLRUManifest that is at most 64 MiB, and typically a few MiB.
+//
+// copyBuffer is the copy size for warm blobs: a pooled buffered copy beat
+// sendfile on loopback for single large streams (TESTING.md figures).
+const (
+	copyBuffer      = 128 << 10
+	manifestLRUSize = 1024
+	maxLRUManifest  = 64 << 10
+)
+
+// New returns a cache over store for the given namespaces.
+func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) {
+	if store == nil {
+		return nil, errors.New("cache: nil store")
+	}
+	c := &Cache{
+		store:     store,
+		nss:       make(map[string]*Namespace, len(nss)),
+		now:       time.Now,
+		log:       slog.New(slog.DiscardHandler),
+		fillBound: time.Hour,
+	}
+	for i := range nss {
+		ns := nss[i]
+		if ns.Name == "" || ns.TagTTL <= 0 || ns.FillIdleTimeout <= 0 {
+			return nil, fmt.Errorf("cache: namespace %q: name, tag TTL and fill idle timeout are required", ns.Name)
+		}
+		c.nss[ns.Name] = &ns
+	}
+	c.bufs.New = func() any { b := make([]byte, copyBuffer); return &b }
+	c.manifests, _ = lru.New[string, oci.Manifest](manifestLRUSize) // errors only for size <= 0
+	for _, o := range opts {
+		o(c)
+	}
+	m, err := newMetrics(c.reg)
+	if err != nil {
+		return nil, fmt.Errorf("cache: metrics: %w", err)
+	}
+	c.metrics = m
+	return c, nil
+}
+
+func (c *Cache) namespace(name string) (*Namespace, error) {
+	ns, ok := c.nss[name]
+	if !ok {
+		return nil, fmt.Errorf("cache: namespace %q is not configured", name)
+	}
+	return ns, nil
+}

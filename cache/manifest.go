@@ -1,0 +1,83 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/internal/ocierr"
+	"github.com/cairn-mirror/cairn/internal/route"
+	"github.com/cairn-mirror/cairn/storage"
+)
+
+// Manifest resolves ref (a tag or a digest) in repo. accept is the client's
+// list of manifest media types (empty: any). Errors wrap ocierr codes.
+func (c *Cache) Manifest(ctx context.Context, repo route.Repo, ref string, accept []string) (oci.Manifest, error) {
+	ns, err := c.namespace(repo.Namespace)
+	if err != nil {
+		return oci.Manifest{}, err
+	}
+	if route.IsDigest(ref) {
+		return c.manifestByDigest(ctx, ns, repo, ref, accept)
+	}
+	return c.manifestByTag(ctx, ns, repo, ref, accept)
+}
+
+func (c *Cache) manifestByDigest(ctx context.Context, ns *Namespace, repo route.Repo, dgst string, accept []string) (oci.Manifest, error) {
+	m, err := c.localManifest(dgst)
+	if err == nil {
+		c.metrics.results.WithLabelValues("manifest", "hit").Inc()
+		return m, nil
+	}
+	if !errors.Is(err, storage.ErrNotFound) {
+		return oci.Manifest{}, err
+	}
+	if ns.Upstream == nil {
+		return oci.Manifest{}, fmt.Errorf("manifest %s in %s: %w", dgst, repo.Canonical(), ocierr.ManifestUnknown)
+	}
+	c.metrics.results.WithLabelValues("manifest", "miss").Inc()
+	return c.fetchManifest(ctx, ns, repo, dgst, accept)
+}
+
+// localManifest reads a committed manifest, from memory when it is small
+// and recently used.
+func (c *Cache) localManifest(dgst string) (oci.Manifest, error) {
+	if m, ok := c.manifests.Get(dgst); ok {
+		return m, nil
+	}
+	body, info, err := c.store.ReadManifest(dgst)
+	if err != nil {
+		return oci.Manifest{}, err
+	}
+	m := oci.Manifest{Descriptor: oci.Descriptor{MediaType: info.MediaType, Digest: dgst, Size: int64(len(body))}, Body: body}
+	c.remember(m)
+	return m, nil
+}
+
+func (c *Cache) remember(m oci.Manifest) {
+	if len(m.Body) <= maxLRUManifest {
+		c.manifests.Add(m.Digest, m)
+	}
+}
+
+// fetchManifest GETs ref from the upstream and commits the manifest (its
+// digest verified by the upstream client) before returning it.
+func (c *Cache) fetchManifest(ctx context.Context, ns *Namespace, repo route.Repo, ref string, accept []string) (oci.Manifest, error) {
+	if len(accept) == 0 {
+		accept = oci.DefaultAccept()
+	}
+	um, err := ns.Upstream.Manifest(ctx, repo.Name, ref, accept)
+	if err != nil {
+		return oci.Manifest{}, err
+	}
+	m := oci.Manifest{Descriptor: oci.Descriptor(um.Descriptor), Body: um.Body}
+	if _, err := c.store.PutManifest(m.Digest, m.MediaType, m.Body); err != nil {
+		return oci.Manifest{}, fmt.Errorf("commit manifest %s: %w", m.Digest, err)
+	}
+	if err := c.store.Link(repo.Namespace, repo.Name, m.Digest, storage.LinkServed); err != nil {
+		return oci.Manifest{}, err
+	}
+	c.remember(m)
+	return m, nil
+}

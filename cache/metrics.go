@@ -1,0 +1,53 @@
+package cache
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	results    *prometheus.CounterVec // kind, result
+	bytes      *prometheus.CounterVec // source
+	fetched    prometheus.Counter
+	fills      *prometheus.CounterVec // result
+	fillTime   prometheus.Histogram
+	staleTotal *prometheus.CounterVec // namespace
+}
+
+// newMetrics builds the cache metrics and registers them on reg (nil: not
+// registered, for tests and embedders).
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		results: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_cache_requests_total",
+			Help: "Content lookups by kind (manifest, tag, blob) and result (hit, miss, stale, error).",
+		}, []string{"kind", "result"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_cache_served_bytes_total",
+			Help: "Blob bytes written to clients, by source (cache: a committed file; upstream: a fill).",
+		}, []string{"source"}),
+		fetched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_cache_upstream_bytes_total",
+			Help: "Blob bytes fetched by fills (from an upstream or, later, a peer).",
+		}),
+		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_cache_fills_total",
+			Help: "Blob fills by result (committed, verify_failed, upstream_error, aborted).",
+		}, []string{"result"}),
+		fillTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cairn_cache_fill_duration_seconds",
+			Help:    "Time from a fill's start to its commit.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 4, 9),
+		}),
+		staleTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_cache_stale_served_total",
+			Help: "Tags served from their last known digest because the upstream failed, by namespace.",
+		}, []string{"namespace"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.staleTotal} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,138 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/internal/ocierr"
+	"github.com/cairn-mirror/cairn/internal/route"
+	"github.com/cairn-mirror/cairn/storage"
+)
+
+// sourceUpstream marks tag records learnt from the upstream: the only ones
+// revalidated against tag_ttl.
+const sourceUpstream = "upstream"
+
+func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Repo, tag string, accept []string) (oci.Manifest, error) {
+	rec, err := c.store.Tag(repo.Namespace, repo.Name, tag)
+	known := err == nil
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return oci.Manifest{}, err
+	}
+	usable := known && oci.Acceptable(rec.MediaType, accept)
+	if usable && c.fresh(ns, rec) {
+		if m, err := c.localManifest(rec.Digest); err == nil {
+			c.metrics.results.WithLabelValues("tag", "hit").Inc()
+			return m, nil
+		}
+	}
+	if ns.Upstream == nil {
+		return oci.Manifest{}, fmt.Errorf("tag %s in %s: %w", tag, repo.Canonical(), ocierr.ManifestUnknown)
+	}
+	m, err := c.refreshTag(ctx, ns, repo, tag, accept, rec, usable)
+	if err == nil || !usable || !c.staleAllowed(ns, err) {
+		return m, err
+	}
+	if m, lerr := c.localManifest(rec.Digest); lerr == nil {
+		c.metrics.staleTotal.WithLabelValues(ns.Name).Inc()
+		c.metrics.results.WithLabelValues("tag", "stale").Inc()
+		c.log.Warn("upstream failed, serving last known digest", "repo", repo.Canonical(), "tag", tag, "digest", rec.Digest, "err", err)
+		return m, nil
+	}
+	return m, err
+}
+
+// fresh reports whether a tag record may be served without asking the
+// upstream: records not learnt from an upstream are authoritative.
+func (c *Cache) fresh(ns *Namespace, rec storage.TagRecord) bool {
+	return ns.Upstream == nil || rec.Source != sourceUpstream || c.now().Sub(rec.CheckedAt) < ns.TagTTL
+}
+
+// staleAllowed: outages, timeouts, 429 and 5xx serve the last known digest;
+// 401, 403 and 404 never do.
+func (c *Cache) staleAllowed(ns *Namespace, err error) bool {
+	return ns.ServeStale && (errors.Is(err, ocierr.Unavailable) || errors.Is(err, ocierr.TooManyRequests))
+}
+
+// refreshTag asks the upstream about a tag: one HEAD when a usable record
+// exists (HEADs are not counted against Docker Hub's pull limit), a GET when
+// the digest moved or nothing is known.
+func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, tag string, accept []string, rec storage.TagRecord, usable bool) (oci.Manifest, error) {
+	if len(accept) == 0 {
+		accept = oci.DefaultAccept()
+	}
+	if usable {
+		desc, err := ns.Upstream.HeadManifest(ctx, repo.Name, tag, accept)
+		if err != nil {
+			return oci.Manifest{}, err
+		}
+		if desc.Digest == rec.Digest {
+			if m, err := c.localManifest(rec.Digest); err == nil {
+				c.metrics.results.WithLabelValues("tag", "revalidated").Inc()
+				return m, c.store.MarkChecked(repo.Namespace, repo.Name, tag, c.now())
+			}
+		}
+	}
+	c.metrics.results.WithLabelValues("tag", "miss").Inc()
+	m, err := c.fetchManifest(ctx, ns, repo, tag, accept)
+	if err != nil || !wantsIndex(accept) {
+		// A client that cannot take an index gets its own answer, but the
+		// tag keeps pointing at what full clients are served.
+		return m, err
+	}
+	_, err = c.store.PutTag(repo.Namespace, repo.Name, tag, storage.TagRecord{
+		Digest: m.Digest, MediaType: m.MediaType, Source: sourceUpstream, CheckedAt: c.now(),
+	})
+	return m, err
+}
+
+func wantsIndex(accept []string) bool {
+	return slices.Contains(accept, oci.MediaTypeOCIIndex) || slices.Contains(accept, oci.MediaTypeDockerList) || slices.Contains(accept, "*/*")
+}
+
+// Tags lists repo's tags: from the upstream while it answers, else from the
+// tag records cairn holds. more reports a further page.
+func (c *Cache) Tags(ctx context.Context, repo route.Repo, n int, last string) ([]string, bool, error) {
+	ns, err := c.namespace(repo.Namespace)
+	if err != nil {
+		return nil, false, err
+	}
+	var upErr error
+	if ns.Upstream != nil {
+		tags, more, err := ns.Upstream.Tags(ctx, repo.Name, n, last)
+		if err == nil || !c.staleAllowed(ns, err) {
+			return tags, more, err
+		}
+		upErr = err
+	}
+	all, err := c.store.Tags(repo.Namespace, repo.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	if len(all) == 0 {
+		if upErr != nil {
+			return nil, false, upErr
+		}
+		return nil, false, fmt.Errorf("repository %s: %w", repo.Canonical(), ocierr.NameUnknown)
+	}
+	tags, more := page(all, n, last)
+	return tags, more, nil
+}
+
+// page returns up to n sorted tags after last (n <= 0: all of them).
+func page(sorted []string, n int, last string) ([]string, bool) {
+	if last != "" {
+		i, found := slices.BinarySearch(sorted, last)
+		if found {
+			i++
+		}
+		sorted = sorted[i:]
+	}
+	if n > 0 && len(sorted) > n {
+		return sorted[:n], true
+	}
+	return sorted, false
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cairn-mirror/cairn/cache"
+	"github.com/cairn-mirror/cairn/internal/config"
+	"github.com/cairn-mirror/cairn/internal/route"
+	"github.com/cairn-mirror/cairn/registry"
+	"github.com/cairn-mirror/cairn/storage"
+	"github.com/cairn-mirror/cairn/upstream"
+)
+
+// shutdownGrace is how long in-flight requests get to finish on SIGTERM.
+const shutdownGrace = 15 * time.Second
+
+func serveCommand(c *cli.Context) error {
+	cfg, err := resolveConfig(c)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.Log.Level, cfg.Log.Format, c.App.ErrWriter)
+	if err != nil {
+		return err
+	}
+	s, err := newServer(cfg, log)
+	if err != nil {
+		return err
+	}
+	return s.Run(c.Context)
+}
+
+// server is one running cairn node: its storage and its two listeners.
+type server struct {
+	log     *slog.Logger
+	store   *storage.Store
+	api     *http.Server
+	apiLn   net.Listener
+	admin   *http.Server // nil when admin_listen is empty
+	adminLn net.Listener
+	ready   atomic.Bool
+}
+
+// newServer opens the data dir, wires the node and binds its listeners.
+// Nothing contacts an upstream here: cairn starts with every upstream down.
+func newServer(cfg *config.Config, log *slog.Logger) (s *server, err error) {
+	reg, err := newRegistry()
+	if err != nil {
+		return nil, err
+	}
+	store, err := storage.Open(cfg.DataDir, storage.WithLogger(log.With("component", "storage")), storage.WithSite(cfg.Site))
+	if err != nil {
+		return nil, err
+	}
+	s = &server{log: log, store: store}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	api, err := buildAPI(cfg, store, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.api = newHTTPServer(api, log)
+	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if cfg.AdminListen != "" {
+		s.admin = newHTTPServer(adminHandler(reg, &s.ready), log)
+		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			return nil, fmt.Errorf("admin_listen: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// buildAPI wires upstream clients, the cache and the registry handler.
+func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, log *slog.Logger) (http.Handler, error) {
+	upMetrics := upstream.NewMetrics(reg)
+	nss := make([]cache.Namespace, 0, len(cfg.Upstreams))
+	routes := make([]route.Namespace, 0, len(cfg.Upstreams))
+	for _, u := range cfg.Upstreams {
+		ns, err := cacheNamespace(u, upMetrics, log)
+		if err != nil {
+			return nil, err
+		}
+		nss = append(nss, ns)
+		routes = append(routes, route.Namespace{Name: u.Name, Aliases: u.Aliases, LibraryPrefix: *u.LibraryPrefix, Default: u.Default})
+	}
+	router, err := route.NewRouter(routes)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cache.New(store, nss, cache.WithLogger(log.With("component", "cache")), cache.WithRegisterer(reg))
+	if err != nil {
+		return nil, err
+	}
+	return registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg))
+}
+
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
+// Run serves until ctx ends, then drains in-flight requests and closes the
+// store.
+func (s *server) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveOn(s.api, s.apiLn) })
+	if s.admin != nil {
+		g.Go(func() error { return serveOn(s.admin, s.adminLn) })
+	}
+	s.ready.Store(true)
+	s.log.Info("cairn serving", "listen", s.apiLn.Addr().String(), "admin_listen", s.adminAddr(), "node_id", s.store.Node().NodeID, "version", version)
+	g.Go(func() error {
+		<-gctx.Done()
+		s.ready.Store(false)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), shutdownGrace)
+		defer cancel()
+		err := s.api.Shutdown(sctx)
+		if s.admin != nil {
+			err = errors.Join(err, s.admin.Shutdown(sctx))
+		}
+		return err
+	})
+	err := g.Wait()
+	return errors.Join(err, s.store.Close())
+}
+
+func serveOn(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *server) adminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+// close releases what newServer opened when it fails half way.
+func (s *server) close() {
+	for _, ln := range []net.Listener{s.apiLn, s.adminLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	s.store.Close()
+}

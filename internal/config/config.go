@@ -1,0 +1,119 @@
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"fmt"
+	"io"
+)
+
+// Config is cairn's configuration file, version 1.
+type Config struct {
+	Version     int        `yaml:"version"`
+	Listen      string     `yaml:"listen"`
+	AdminListen string     `yaml:"admin_listen"`
+	DataDir     string     `yaml:"data_dir"`
+	Site        string     `yaml:"site"`
+	Log         Log        `yaml:"log"`
+	Cache       Cache      `yaml:"cache"`
+	Upstreams   []Upstream `yaml:"upstreams"`
+}
+
+// Log configures the process logger.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Cache holds the cache settings every namespace inherits unless its
+// Upstream entry overrides them.
+type Cache struct {
+	// TagTTL is how long a tag record from upstream is trusted before it is
+	// revalidated with a HEAD.
+	TagTTL Duration `yaml:"tag_ttl"`
+	// ServeStale serves the last known digest of a tag while upstream is
+	// down, slow, 429 or 5xx.
+	ServeStale *bool `yaml:"serve_stale"`
+	// FillIdleTimeout fails a fill that receives nothing for this long.
+	FillIdleTimeout Duration `yaml:"fill_idle_timeout"`
+}
+
+// Upstream is one namespace: a mirror of the registry at URL, or, without a
+// URL, a hosted namespace (a private registry, or an air-gapped copy).
+//
+// After ApplyDefaults, LibraryPrefix, TagTTL, ServeStale and FillIdleTimeout
+// are never nil: consumers read them directly.
+type Upstream struct {
+	// Name is the registry host the namespace stands for (docker.io, ghcr.io,
+	// localhost:5000).
+	Name string `yaml:"name"`
+	// URL is the registry's API endpoint; empty for a hosted namespace.
+	URL string `yaml:"url,omitempty"`
+	// Aliases are other host names that select this namespace.
+	Aliases []string `yaml:"aliases,omitempty"`
+	// LibraryPrefix puts "library/" in front of one-component repository names.
+	LibraryPrefix *bool `yaml:"library_prefix"`
+	// Default makes this the namespace of requests that name none.
+	Default bool `yaml:"default"`
+	// Username and PasswordFile log in to URL; the upstream client reads the
+	// file. Keychain uses the docker credential keychain instead.
+	Username     string `yaml:"username,omitempty"`
+	PasswordFile string `yaml:"password_file,omitempty"`
+	Keychain     bool   `yaml:"keychain,omitempty"`
+	// Per-namespace overrides of the cache section.
+	TagTTL          *Duration `yaml:"tag_ttl"`
+	ServeStale      *bool     `yaml:"serve_stale"`
+	FillIdleTimeout *Duration `yaml:"fill_idle_timeout"`
+}
+
+// Mirror reports whether the namespace mirrors an upstream registry (it has
+// a URL) rather than being hosted here.
+func (u Upstream) Mirror() bool { return u.URL != "" }
+
+// maxSize bounds the config file Load reads.
+const maxSize = 1 << 20
+
+// Load reads one YAML document from r, decodes it strictly (unknown keys are
+// problems), applies the defaults and validates the result. Every problem
+// found is returned in one *ValidationError; an error reading r is returned
+// wrapped.
+func Load(r io.Reader) (*Config, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: read: %w", err)
+	}
+	if len(data) > maxSize {
+		return nil, &ValidationError{Problems: []string{
+			fmt.Sprintf("%s: the file is larger than %d bytes", topLevel, maxSize)}}
+	}
+	d := decode(data)
+	if d.cfg == nil {
+		return nil, &ValidationError{Problems: d.problems}
+	}
+	d.cfg.ApplyDefaults()
+	problems := d.problems
+	if !d.structural {
+		problems = append(problems, d.annotate(d.cfg.Validate())...)
+	}
+	if len(problems) > 0 {
+		return nil, &ValidationError{Problems: problems}
+	}
+	return d.cfg, nil
+}
+
+//go:embed default.yaml
+var defaultYAML []byte
+
+// Default returns a fresh copy of the embedded default configuration
+// (default.yaml): the public registries mirrored into ./data, docker.io the
+// default namespace.
+func Default() *Config {
+	c, err := Load(bytes.NewReader(defaultYAML))
+	if err != nil {
+		// Unreachable: TestDefault loads the same embedded bytes. Like
+		// regexp.MustCompile on a literal, a broken build asset is a
+		// programming error, not a runtime condition.
+		panic("config: embedded default.yaml is invalid: " + err.Error())
+	}
+	return c
+}

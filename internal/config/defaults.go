@@ -1,0 +1,102 @@
+package config
+
+import "time"
+
+// The defaults ApplyDefaults fills in, each with the reason for its value.
+const (
+	// Version is the only config file version this build reads. It has no
+	// default: a file must say which contract it was written against.
+	Version = 1
+
+	// DefaultListen serves the OCI Distribution API on every interface, on
+	// the port registries conventionally use.
+	DefaultListen = ":5000"
+
+	// DefaultAdminListen keeps /metrics, /healthz, /readyz and /debug/pprof
+	// on loopback: pprof and the admin calls must not face the network
+	// unless an operator says so. Unlike the other fields, an explicit
+	// `admin_listen: ""` is kept and disables the admin listener, so this
+	// default is applied by Load to a missing key, not by ApplyDefaults.
+	DefaultAdminListen = "127.0.0.1:9090"
+
+	// DefaultDataDir is relative to the working directory, so that
+	// `cairn serve` with no config works anywhere without root.
+	DefaultDataDir = "./data"
+
+	// DefaultSite is the site of a single-site deployment. It is written to
+	// node.json at first start and never changes afterwards.
+	DefaultSite = "default"
+
+	// DefaultLogLevel logs one line per request and lifecycle events.
+	DefaultLogLevel = "info"
+
+	// DefaultLogFormat is for humans; use json for log shippers.
+	DefaultLogFormat = "text"
+
+	// DefaultTagTTL trusts a tag for five minutes before a revalidating HEAD:
+	// fresh enough for CI pushing :latest, and HEADs are not counted by
+	// Docker Hub's pull rate limit.
+	DefaultTagTTL = 5 * time.Minute
+
+	// DefaultServeStale serves the last known digest of a tag while upstream
+	// is down: a stale tag beats a failed rollout.
+	DefaultServeStale = true
+
+	// DefaultFillIdleTimeout fails a fill that has received nothing for two
+	// minutes, long enough for a slow registry's first byte, short enough
+	// that a stuck connection does not hold waiting clients forever.
+	DefaultFillIdleTimeout = 2 * time.Minute
+
+	// dockerHub is the one namespace whose library_prefix defaults to true:
+	// Docker Hub serves official images under library/.
+	dockerHub = "docker.io"
+)
+
+// ApplyDefaults fills every zero field with its default (see the Default*
+// constants), then fills each upstream's unset library_prefix (true for
+// docker.io only), tag_ttl, serve_stale and fill_idle_timeout (from the cache
+// section), so consumers read them from the Upstream directly. It leaves
+// Version and AdminListen alone: a missing version is a problem, and an
+// empty admin_listen means disabled.
+func (c *Config) ApplyDefaults() {
+	setString(&c.Listen, DefaultListen)
+	setString(&c.DataDir, DefaultDataDir)
+	setString(&c.Site, DefaultSite)
+	setString(&c.Log.Level, DefaultLogLevel)
+	setString(&c.Log.Format, DefaultLogFormat)
+	if c.Cache.TagTTL == 0 {
+		c.Cache.TagTTL = Duration(DefaultTagTTL)
+	}
+	if c.Cache.ServeStale == nil {
+		c.Cache.ServeStale = ptr(DefaultServeStale)
+	}
+	if c.Cache.FillIdleTimeout == 0 {
+		c.Cache.FillIdleTimeout = Duration(DefaultFillIdleTimeout)
+	}
+	for i := range c.Upstreams {
+		u := &c.Upstreams[i]
+		if u.LibraryPrefix == nil {
+			u.LibraryPrefix = ptr(u.Name == dockerHub)
+		}
+		if u.TagTTL == nil {
+			u.TagTTL = ptr(c.Cache.TagTTL)
+		}
+		if u.ServeStale == nil {
+			u.ServeStale = ptr(*c.Cache.ServeStale)
+		}
+		if u.FillIdleTimeout == nil {
+			u.FillIdleTimeout = ptr(c.Cache.FillIdleTimeout)
+		}
+		if len(u.Aliases) == 0 {
+			u.Aliases = nil // `aliases: []` and no key mean the same
+		}
+	}
+}
+
+func setString(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

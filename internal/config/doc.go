@@ -1,0 +1,17 @@
+// Package config owns cairn's configuration file: the typed, versioned YAML
+// contract (version 1), its defaults, its validation and its effective,
+// redacted rendering for `cairn check-config`.
+//
+// Load decodes strictly (an unknown key is a problem), applies the defaults
+// documented on the Default* constants and validates, returning every problem
+// at once in a *ValidationError whose lines start with the YAML path of the
+// field they are about (`upstreams[1].url: ...`). Default returns the embedded
+// default.yaml, which mirrors the public registries into ./data.
+//
+// The package reads no secrets: password_file paths are checked to exist and
+// are read by the upstream client. It holds no package-level mutable state.
+//
+// Imports: the standard library and gopkg.in/yaml.v3 only. It must not import
+// any other cairn package; every other package may import it (in practice
+// cmd/cairn does, and hands the typed values to the rest).
+package config

@@ -1,0 +1,169 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+)
+
+// ValidationError lists every problem found in a config. Each problem starts
+// with the YAML path of the field it is about (`upstreams[1].url: ...`).
+type ValidationError struct {
+	Problems []string
+}
+
+// Error lists the problems one per line.
+func (e *ValidationError) Error() string {
+	if len(e.Problems) == 1 {
+		return "invalid config: " + e.Problems[0]
+	}
+	return fmt.Sprintf("invalid config, %d problems:\n  %s", len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
+type problems []string
+
+func (p *problems) addf(path, format string, args ...any) {
+	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
+}
+
+// check records msg unless it is empty.
+func (p *problems) check(path, msg string) {
+	if msg != "" {
+		*p = append(*p, path+": "+msg)
+	}
+}
+
+var (
+	logLevels  = map[string]bool{"debug": true, "info": true, "warn": true, "error": true}
+	logFormats = map[string]bool{"text": true, "json": true}
+	siteRE     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+)
+
+// Validate checks c, which should have had ApplyDefaults, and returns a
+// *ValidationError listing every problem, or nil. It checks that each
+// password_file exists, relative to the working directory, but does not
+// read it.
+func (c *Config) Validate() error {
+	var p problems
+	if c.Version != Version {
+		p.addf("version", "got %d, want %d", c.Version, Version)
+	}
+	p.check("listen", checkListen(c.Listen))
+	if c.AdminListen != "" { // "" disables the admin listener
+		p.check("admin_listen", checkListen(c.AdminListen))
+	}
+	if c.DataDir == "" {
+		p.addf("data_dir", "empty, want a directory")
+	}
+	if !siteRE.MatchString(c.Site) {
+		p.addf("site", "%q is not a site name: 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Site)
+	}
+	if !logLevels[c.Log.Level] {
+		p.addf("log.level", "got %q, want debug, info, warn or error", c.Log.Level)
+	}
+	if !logFormats[c.Log.Format] {
+		p.addf("log.format", "got %q, want text or json", c.Log.Format)
+	}
+	p.check("cache.tag_ttl", checkDuration(c.Cache.TagTTL))
+	p.check("cache.fill_idle_timeout", checkDuration(c.Cache.FillIdleTimeout))
+	c.validateUpstreams(&p)
+	if len(p) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: p}
+}
+
+func checkDuration(d Duration) string {
+	if d <= 0 {
+		return "must be > 0, got " + d.String()
+	}
+	return ""
+}
+
+// validateUpstreams checks each namespace, and that names and aliases are
+// unique and at most one namespace is the default.
+func (c *Config) validateUpstreams(p *problems) {
+	if len(c.Upstreams) == 0 {
+		p.addf("upstreams", "none, want at least one namespace")
+		return
+	}
+	usedBy := map[string]string{} // lower-case host -> path of its first use
+	claim := func(path, host string) {
+		if host == "" {
+			return
+		}
+		key := strings.ToLower(host)
+		if first, ok := usedBy[key]; ok {
+			p.addf(path, "%q is already used by %s", host, first)
+			return
+		}
+		usedBy[key] = path
+	}
+	defaultAt := ""
+	for i, u := range c.Upstreams {
+		at := fmt.Sprintf("upstreams[%d]", i)
+		u.validate(at, p)
+		claim(at+".name", u.Name)
+		for j, a := range u.Aliases {
+			claim(fmt.Sprintf("%s.aliases[%d]", at, j), a)
+		}
+		if u.Default {
+			if defaultAt != "" {
+				p.addf(at+".default", "%s is already the default namespace, at most one may be", defaultAt)
+			} else {
+				defaultAt = at
+			}
+		}
+	}
+}
+
+func (u Upstream) validate(at string, p *problems) {
+	if u.Name == "" {
+		p.addf(at+".name", "empty, want the registry host this namespace stands for, like ghcr.io")
+	} else {
+		p.check(at+".name", checkHost(u.Name))
+	}
+	if u.Mirror() {
+		p.check(at+".url", checkURL(u.URL))
+	}
+	for j, a := range u.Aliases {
+		p.check(fmt.Sprintf("%s.aliases[%d]", at, j), checkHost(a))
+	}
+	if u.TagTTL != nil {
+		p.check(at+".tag_ttl", checkDuration(*u.TagTTL))
+	}
+	if u.FillIdleTimeout != nil {
+		p.check(at+".fill_idle_timeout", checkDuration(*u.FillIdleTimeout))
+	}
+	u.validateCredentials(at, p)
+}
+
+func (u Upstream) validateCredentials(at string, p *problems) {
+	if !u.Mirror() {
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"username", u.Username != ""}, {"password_file", u.PasswordFile != ""}, {"keychain", u.Keychain}} {
+			if f.set {
+				p.addf(at+"."+f.name, "a hosted namespace (no url) has no upstream to log in to")
+			}
+		}
+		return
+	}
+	switch {
+	case u.Keychain && (u.Username != "" || u.PasswordFile != ""):
+		p.addf(at+".keychain", "excludes username and password_file, use one way to log in")
+	case u.Username != "" && u.PasswordFile == "":
+		p.addf(at+".username", "needs password_file")
+	case u.PasswordFile != "" && u.Username == "":
+		p.addf(at+".password_file", "needs username")
+	}
+	if u.PasswordFile != "" {
+		if fi, err := os.Stat(u.PasswordFile); err != nil {
+			p.addf(at+".password_file", "%v", err)
+		} else if fi.IsDir() {
+			p.addf(at+".password_file", "%s is a directory", u.PasswordFile)
+		}
+	}
+}

@@ -1,0 +1,151 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Kind is what a blob is used as, when known.
+type Kind string
+
+// Blob kinds.
+const (
+	KindLayer    Kind = "layer"
+	KindConfig   Kind = "config"
+	KindManifest Kind = "manifest"
+	KindUnknown  Kind = ""
+)
+
+func (k Kind) valid() bool {
+	switch k {
+	case KindLayer, KindConfig, KindManifest, KindUnknown:
+		return true
+	}
+	return false
+}
+
+// BlobInfo is the metadata of a committed blob.
+type BlobInfo struct {
+	Digest     string
+	Size       int64
+	Kind       Kind
+	MediaType  string
+	Created    time.Time // first commit
+	LastAccess time.Time // last commit; readers do not update it (yet)
+}
+
+// blobRecord is the JSON value of a blob/<digest> key.
+type blobRecord struct {
+	Size       int64     `json:"size"`
+	Kind       Kind      `json:"kind"`
+	MediaType  string    `json:"media_type"`
+	Created    time.Time `json:"created"`
+	LastAccess time.Time `json:"last_access"`
+}
+
+func (r blobRecord) info(digest string) BlobInfo {
+	return BlobInfo{Digest: digest, Size: r.Size, Kind: r.Kind, MediaType: r.MediaType,
+		Created: r.Created, LastAccess: r.LastAccess}
+}
+
+// Stat returns the metadata of a committed blob: ErrNotFound if it is not
+// committed, ErrInvalidDigest if digest is malformed.
+func (s *Store) Stat(digest string) (BlobInfo, error) {
+	if _, err := parseDigest(digest); err != nil {
+		return BlobInfo{}, err
+	}
+	var rec blobRecord
+	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, blobKey(digest), &rec) })
+	if err != nil {
+		return BlobInfo{}, fmt.Errorf("storage: stat %s: %w", digest, err)
+	}
+	return rec.info(digest), nil
+}
+
+// OpenBlob opens a committed blob for reading; the caller closes the file.
+// The file stays readable even if the blob is removed meanwhile. ErrNotFound
+// if the blob is not committed or its file has gone.
+func (s *Store) OpenBlob(digest string) (*os.File, BlobInfo, error) {
+	info, err := s.Stat(digest)
+	if err != nil {
+		return nil, BlobInfo{}, err
+	}
+	p, _ := parseDigest(digest) // validated by Stat
+	f, err := os.Open(p.path(s.dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, BlobInfo{}, fmt.Errorf("storage: open %s: file missing: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return nil, BlobInfo{}, fmt.Errorf("storage: open %s: %w", digest, err)
+	}
+	return f, info, nil
+}
+
+// recordBlob writes the blob/ metadata of a committed file. Committing again
+// keeps Created, refreshes LastAccess and keeps the old kind and media type
+// unless new ones are given. withSeq, if not nil, runs in the same
+// transaction with seq bumps serialised (see updateSeq).
+func (s *Store) recordBlob(digest string, size int64, kind Kind, mediaType string,
+	withSeq func(*badger.Txn) error) (BlobInfo, error) {
+	var rec blobRecord
+	fn := func(txn *badger.Txn) error {
+		rec = blobRecord{}
+		if err := getJSON(txn, blobKey(digest), &rec); err != nil && !isNotFound(err) {
+			return err
+		}
+		rec = mergeBlobRecord(rec, size, kind, mediaType, time.Now().UTC())
+		if err := setJSON(txn, blobKey(digest), rec); err != nil || withSeq == nil {
+			return err
+		}
+		return withSeq(txn)
+	}
+	update := s.update
+	if withSeq != nil {
+		update = s.updateSeq
+	}
+	if err := update(fn); err != nil {
+		return BlobInfo{}, fmt.Errorf("storage: record %s: %w", digest, err)
+	}
+	return rec.info(digest), nil
+}
+
+// mergeBlobRecord applies a new commit to the existing record (zero if none).
+func mergeBlobRecord(old blobRecord, size int64, kind Kind, mediaType string, now time.Time) blobRecord {
+	if old.Created.IsZero() {
+		old.Created = now
+	}
+	old.Size, old.LastAccess = size, now
+	if kind != KindUnknown {
+		old.Kind = kind
+	}
+	if mediaType != "" {
+		old.MediaType = mediaType
+	}
+	return old
+}
+
+// makeBlobDirs creates blobs/<alg>/<2 hex> as needed, fsyncing the parent of
+// each directory it creates.
+func (s *Store) makeBlobDirs(p parsedDigest) error {
+	parent := filepath.Join(s.dir, blobsDir)
+	for _, name := range []string{p.alg, p.hex[:2]} {
+		dir := filepath.Join(parent, name)
+		err := os.Mkdir(dir, 0o755)
+		switch {
+		case err == nil:
+			if err := syncDir(parent); err != nil {
+				return err
+			}
+		case !errors.Is(err, fs.ErrExist):
+			return err
+		}
+		parent = dir
+	}
+	return nil
+}

@@ -1,0 +1,59 @@
+package storage
+
+import (
+	"crypto/sha256"
+	"crypto/sha512"
+	"fmt"
+	"hash"
+	"path/filepath"
+	"strings"
+)
+
+// parsedDigest is a validated digest split into its algorithm and hex parts.
+type parsedDigest struct {
+	alg string // "sha256" or "sha512"
+	hex string // lowercase
+}
+
+// hexLen is the encoded length of each supported algorithm.
+var hexLen = map[string]int{"sha256": 64, "sha512": 128}
+
+// parseDigest accepts only "sha256:<64 lowercase hex>" and
+// "sha512:<128 lowercase hex>", so a digest is always safe as a path.
+func parseDigest(d string) (parsedDigest, error) {
+	alg, h, ok := strings.Cut(d, ":")
+	n, known := hexLen[alg]
+	if !ok || !known || !isLowerHex(h, n) {
+		return parsedDigest{}, fmt.Errorf("storage: %q: %w", d, ErrInvalidDigest)
+	}
+	return parsedDigest{alg: alg, hex: h}, nil
+}
+
+func (p parsedDigest) String() string { return p.alg + ":" + p.hex }
+
+// newHash returns a fresh hash for the digest's algorithm.
+func (p parsedDigest) newHash() hash.Hash {
+	if p.alg == "sha512" {
+		return sha512.New()
+	}
+	return sha256.New()
+}
+
+// path returns the committed file's path: <dir>/blobs/<alg>/<2 hex>/<hex>.
+func (p parsedDigest) path(dataDir string) string {
+	return filepath.Join(dataDir, blobsDir, p.alg, p.hex[:2], p.hex)
+}
+
+// isLowerHex reports whether s is exactly n lowercase hex characters.
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,26 @@
+// Package storage owns everything cairn keeps on disk under its data
+// directory:
+//
+//	<data_dir>/node.json                      node identity, written at first start, never changed
+//	<data_dir>/blobs/sha256/<2 hex>/<64 hex>  committed, verified, read-only blob files (sha512 alike)
+//	<data_dir>/tmp/                           fills and uploads in progress, emptied by Open
+//	<data_dir>/meta/                          badger/v4: blob, link, tag, ref, seq and schema keys
+//
+// Blobs are content addressed and shared by every repository and namespace.
+// A blob becomes visible only through [Writer.Commit], which verifies the
+// digest (and the size when known), fsyncs, renames the temp file into
+// blobs/ and then records its metadata: a reader never sees a partial or
+// unverified file. Manifests are blobs too; [Store.PutManifest] also records
+// the manifest graph (ref/ keys). Tags and manifest writes bump a monotonic
+// sequence number in the same badger transaction, which replication and
+// incremental export read from.
+//
+// Every method of [Store] and [Writer] is safe for concurrent use. Errors are
+// wrapped with context; test them with errors.Is against [ErrNotFound],
+// [ErrInvalidDigest], [ErrInvalidName], [ErrDigestMismatch] and
+// [ErrSizeMismatch].
+//
+// Storage speaks digests, names and files, never HTTP: it must not import
+// net/http, nor any project package except internal/... leaves (it uses
+// none today). It knows nothing of upstreams, the cluster or replication.
+package storage

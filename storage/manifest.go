@@ -1,0 +1,110 @@
+package storage
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// maxManifestSize is the largest body ReadManifest loads into memory; it
+// matches the cap callers apply when receiving manifests.
+const maxManifestSize = 4 << 20
+
+// PutManifest stores a manifest byte for byte as a KindManifest blob, after
+// verifying body against digest (ErrInvalidDigest, ErrDigestMismatch). In
+// the same transaction as the blob metadata it records the manifest graph
+// (ref/<digest>\x00<child> for every child: an index's manifests, an image's
+// config and layers, and the subject) and bumps seq. A body that is not
+// JSON is still stored, without refs. Children need not be stored yet.
+func (s *Store) PutManifest(digest, mediaType string, body []byte) (BlobInfo, error) {
+	w, err := s.NewWriter(digest, int64(len(body)))
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	defer w.Abort()
+	if _, err := w.Write(body); err != nil {
+		return BlobInfo{}, err
+	}
+	children := manifestChildren(body)
+	return w.commit(KindManifest, mediaType, func(txn *badger.Txn) error {
+		for _, c := range children {
+			if err := txn.Set(refKey(digest, c), []byte("{}")); err != nil {
+				return err
+			}
+		}
+		_, err := bumpSeq(txn)
+		return err
+	})
+}
+
+// manifestJSON holds the fields of an OCI / Docker manifest or index that
+// name other content.
+type manifestJSON struct {
+	Manifests []descriptor `json:"manifests"`
+	Config    *descriptor  `json:"config"`
+	Layers    []descriptor `json:"layers"`
+	Subject   *descriptor  `json:"subject"`
+}
+
+type descriptor struct {
+	Digest string `json:"digest"`
+}
+
+// manifestChildren returns the valid, distinct digests a manifest body
+// names, sorted; none if the body is not a JSON object.
+func manifestChildren(body []byte) []string {
+	var m manifestJSON
+	if err := json.Unmarshal(body, &m); err != nil {
+		return nil
+	}
+	descs := append(slices.Clone(m.Manifests), m.Layers...)
+	for _, d := range []*descriptor{m.Config, m.Subject} {
+		if d != nil {
+			descs = append(descs, *d)
+		}
+	}
+	var out []string
+	for _, d := range descs {
+		if _, err := parseDigest(d.Digest); err == nil {
+			out = append(out, d.Digest)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// ReadManifest returns the whole body of a committed blob, normally a
+// manifest; ErrNotFound if absent. Blobs over 4 MiB are refused rather than
+// loaded into memory.
+func (s *Store) ReadManifest(digest string) ([]byte, BlobInfo, error) {
+	f, info, err := s.OpenBlob(digest)
+	if err != nil {
+		return nil, BlobInfo{}, err
+	}
+	defer f.Close()
+	if info.Size > maxManifestSize {
+		return nil, BlobInfo{}, fmt.Errorf("storage: read manifest %s: %d bytes, over the %d limit",
+			digest, info.Size, maxManifestSize)
+	}
+	body, err := io.ReadAll(io.LimitReader(f, maxManifestSize+1))
+	if err != nil {
+		return nil, BlobInfo{}, fmt.Errorf("storage: read manifest %s: %w", digest, err)
+	}
+	return body, info, nil
+}
+
+// Refs returns the digests a stored manifest names (see PutManifest),
+// sorted; empty if none or if parent is not a stored manifest.
+func (s *Store) Refs(parent string) ([]string, error) {
+	if _, err := parseDigest(parent); err != nil {
+		return nil, err
+	}
+	refs, err := s.keysUnder(refsPrefix(parent))
+	if err != nil {
+		return nil, fmt.Errorf("storage: refs %s: %w", parent, err)
+	}
+	return refs, nil
+}

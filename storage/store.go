@@ -1,0 +1,162 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Sentinel error kinds. Methods wrap them with context; test with errors.Is.
+var (
+	// ErrNotFound: no such blob, tag or record.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidDigest: not "sha256:<64 lowercase hex>" nor
+	// "sha512:<128 lowercase hex>".
+	ErrInvalidDigest = errors.New("invalid digest")
+	// ErrInvalidName: an empty namespace, repository or tag, or one that
+	// contains a NUL byte (the key field separator).
+	ErrInvalidName = errors.New("invalid name")
+	// ErrDigestMismatch: the bytes written do not hash to the expected digest.
+	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrSizeMismatch: more or fewer bytes were written than announced.
+	ErrSizeMismatch = errors.New("size mismatch")
+)
+
+// Directories under the data directory.
+const (
+	blobsDir = "blobs"
+	tmpDir   = "tmp"
+	metaDir  = "meta"
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	logger *slog.Logger
+	site   string
+}
+
+// WithLogger sets the logger for the store and for badger (bridged to slog).
+// The default discards everything; nil means the default.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) { o.logger = l }
+}
+
+// WithSite sets the site recorded in node.json at first start (default
+// "default"). It is ignored when node.json already exists: a node's identity
+// never changes.
+func WithSite(site string) Option {
+	return func(o *options) { o.site = site }
+}
+
+// Store is the on-disk state of one cairn node. All methods are safe for
+// concurrent use. Only one Store (one process) may open a data directory at a
+// time: badger holds a lock on meta/.
+type Store struct {
+	dir       string
+	log       *slog.Logger
+	node      NodeInfo
+	db        *badger.DB
+	seqMu     sync.Mutex // serialises seq-bumping transactions, so they do not conflict
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Open opens (creating if needed) the data directory dataDir: it creates the
+// layout, opens badger, empties tmp/ (leftovers of a crash), writes node.json
+// at first start, checks the schema version (refusing a newer one) and drops
+// blob metadata whose file is missing. Close the Store when done.
+func Open(dataDir string, opts ...Option) (*Store, error) {
+	o := options{logger: slog.New(slog.DiscardHandler), site: "default"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	if o.site == "" {
+		return nil, errors.New("storage: site must not be empty")
+	}
+	if err := makeLayout(dataDir); err != nil {
+		return nil, err
+	}
+	// Badger first: its directory lock keeps a second process from wiping
+	// the tmp/ files of the first.
+	db, err := badger.Open(badgerOptions(filepath.Join(dataDir, metaDir), o.logger))
+	if err != nil {
+		return nil, fmt.Errorf("storage: open badger in %s: %w", dataDir, err)
+	}
+	s := &Store{dir: dataDir, log: o.logger, db: db}
+	if err := s.init(o.site); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// init runs the start-up steps that need the open database.
+func (s *Store) init(site string) error {
+	if err := cleanTmp(filepath.Join(s.dir, tmpDir)); err != nil {
+		return err
+	}
+	node, err := loadOrCreateNode(s.dir, site)
+	if err != nil {
+		return err
+	}
+	s.node = node
+	if node.Site != site {
+		s.log.Warn("site differs from node.json; keeping node.json",
+			"site", site, "recorded_site", node.Site)
+	}
+	if err := s.checkSchema(); err != nil {
+		return err
+	}
+	return s.reconcile()
+}
+
+// makeLayout creates the data directory and its subdirectories.
+func makeLayout(dir string) error {
+	for _, sub := range []string{blobsDir, tmpDir, metaDir} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return fmt.Errorf("storage: create data dir: %w", err)
+		}
+	}
+	return nil
+}
+
+// cleanTmp removes everything inside dir, keeping dir itself.
+func cleanTmp(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("storage: clean tmp: %w", err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("storage: clean tmp: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close closes the metadata database. Writers still open must not be used
+// afterwards. Close is safe to call more than once.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("storage: close badger: %w", err)
+		}
+	})
+	return s.closeErr
+}
+
+// Node returns the node identity recorded in node.json.
+func (s *Store) Node() NodeInfo { return s.node }
+
+// DataDir returns the data directory the store was opened on.
+func (s *Store) DataDir() string { return s.dir }

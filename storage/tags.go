@@ -1,0 +1,167 @@
+package storage
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// LinkSource says how a repository came to hold a blob or manifest.
+type LinkSource string
+
+// Link sources, weakest first: a later Link never downgrades a stronger one.
+const (
+	LinkServed    LinkSource = "served"    // fetched from upstream for this repository
+	LinkConfirmed LinkSource = "confirmed" // upstream confirmed the repository holds it
+	LinkPushed    LinkSource = "pushed"    // pushed (or replicated) into the repository
+)
+
+var linkRank = map[LinkSource]int{LinkServed: 1, LinkConfirmed: 2, LinkPushed: 3}
+
+type linkRecord struct {
+	How LinkSource `json:"how"`
+	At  time.Time  `json:"at"`
+}
+
+// Link records that repository repo of namespace ns holds digest, learnt
+// as how. Linking again refreshes the time; a weaker source never replaces
+// a stronger one (pushed > confirmed > served). The blob itself need not be
+// stored yet.
+func (s *Store) Link(ns, repo, digest string, how LinkSource) error {
+	if err := checkLinkArgs(ns, repo, digest, how); err != nil {
+		return err
+	}
+	key := linkKey(ns, repo, digest)
+	err := s.update(func(txn *badger.Txn) error {
+		var old linkRecord
+		if err := getJSON(txn, key, &old); err != nil && !isNotFound(err) {
+			return err
+		}
+		rec := linkRecord{How: how, At: time.Now().UTC()}
+		if linkRank[old.How] > linkRank[how] {
+			rec.How = old.How
+		}
+		return setJSON(txn, key, rec)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: link %s/%s@%s: %w", ns, repo, digest, err)
+	}
+	return nil
+}
+
+func checkLinkArgs(ns, repo, digest string, how LinkSource) error {
+	if err := checkNames(ns, repo); err != nil {
+		return err
+	}
+	if _, err := parseDigest(digest); err != nil {
+		return err
+	}
+	if linkRank[how] == 0 {
+		return fmt.Errorf("storage: unknown link source %q", how)
+	}
+	return nil
+}
+
+// Linked reports whether Link was called for (ns, repo, digest).
+func (s *Store) Linked(ns, repo, digest string) (bool, error) {
+	if err := checkNames(ns, repo); err != nil {
+		return false, err
+	}
+	if _, err := parseDigest(digest); err != nil {
+		return false, err
+	}
+	var rec linkRecord
+	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, linkKey(ns, repo, digest), &rec) })
+	if isNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("storage: linked %s/%s@%s: %w", ns, repo, digest, err)
+	}
+	return true, nil
+}
+
+// TagRecord is what a tag points at. Source is "upstream", "push",
+// "replica:<site>" or "import:<bundle>"; only "upstream" tags are
+// revalidated. Seq is assigned by PutTag.
+type TagRecord struct {
+	Digest    string    `json:"digest"`
+	MediaType string    `json:"media_type"`
+	Source    string    `json:"source"`
+	CheckedAt time.Time `json:"checked_at"`
+	Seq       uint64    `json:"seq"`
+}
+
+// PutTag points tag at rec.Digest, bumping seq in the same transaction. It
+// returns the record as stored, with Seq set to the new sequence number
+// (rec.Seq is ignored).
+func (s *Store) PutTag(ns, repo, tag string, rec TagRecord) (TagRecord, error) {
+	if err := checkNames(ns, repo, tag); err != nil {
+		return TagRecord{}, err
+	}
+	if _, err := parseDigest(rec.Digest); err != nil {
+		return TagRecord{}, err
+	}
+	err := s.updateSeq(func(txn *badger.Txn) error {
+		n, err := bumpSeq(txn)
+		if err != nil {
+			return err
+		}
+		rec.Seq = n
+		return setJSON(txn, tagKey(ns, repo, tag), rec)
+	})
+	if err != nil {
+		return TagRecord{}, fmt.Errorf("storage: put tag %s/%s:%s: %w", ns, repo, tag, err)
+	}
+	return rec, nil
+}
+
+// MarkChecked sets the tag's CheckedAt to at, leaving everything else (and
+// seq) alone: revalidation found the same digest. ErrNotFound if the tag
+// does not exist.
+func (s *Store) MarkChecked(ns, repo, tag string, at time.Time) error {
+	if err := checkNames(ns, repo, tag); err != nil {
+		return err
+	}
+	key := tagKey(ns, repo, tag)
+	err := s.update(func(txn *badger.Txn) error {
+		var rec TagRecord
+		if err := getJSON(txn, key, &rec); err != nil {
+			return err
+		}
+		rec.CheckedAt = at
+		return setJSON(txn, key, rec)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: mark checked %s/%s:%s: %w", ns, repo, tag, err)
+	}
+	return nil
+}
+
+// Tag returns the record of a tag; ErrNotFound if it does not exist.
+func (s *Store) Tag(ns, repo, tag string) (TagRecord, error) {
+	if err := checkNames(ns, repo, tag); err != nil {
+		return TagRecord{}, err
+	}
+	var rec TagRecord
+	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, tagKey(ns, repo, tag), &rec) })
+	if err != nil {
+		return TagRecord{}, fmt.Errorf("storage: tag %s/%s:%s: %w", ns, repo, tag, err)
+	}
+	return rec, nil
+}
+
+// Tags returns every tag of exactly repository repo in namespace ns (not of
+// repositories below it), sorted lexically. No tags is an empty result, not
+// an error.
+func (s *Store) Tags(ns, repo string) ([]string, error) {
+	if err := checkNames(ns, repo); err != nil {
+		return nil, err
+	}
+	tags, err := s.keysUnder(tagsPrefix(ns, repo))
+	if err != nil {
+		return nil, fmt.Errorf("storage: tags %s/%s: %w", ns, repo, err)
+	}
+	return tags, nil
+}

@@ -1,0 +1,77 @@
+package upstream
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Operations, used as the op metric label and in StatusError.Op.
+const (
+	OpManifestGet  = "manifest_get"
+	OpManifestHead = "manifest_head"
+	OpBlobGet      = "blob_get"
+	OpBlobHead     = "blob_head"
+	OpTags         = "tags"
+	OpPing         = "ping"
+)
+
+// Metrics are the upstream request metrics. Build them once with NewMetrics
+// and share them between clients; a nil *Metrics records nothing. Labels are
+// bounded: namespace, op and status code only.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+// NewMetrics builds the metrics and registers them on reg (nil: not
+// registered). If reg already holds them (a second call), the registered
+// collectors are reused.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_upstream_requests_total",
+			Help: "Requests sent to upstream registries, by namespace, operation and HTTP status (\"error\" for transport failures).",
+		}, []string{"namespace", "op", "status"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "cairn_upstream_request_duration_seconds",
+			Help:    "Time from sending an upstream request to its response headers.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"namespace", "op"}),
+	}
+	if reg != nil {
+		m.requests = register(reg, m.requests)
+		m.duration = register(reg, m.duration)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same name. Other registration errors (inconsistent descriptors) leave
+// c unregistered but usable.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	return c
+}
+
+// observe records one request: status is the HTTP status, or 0 for a
+// transport failure.
+func (m *Metrics) observe(namespace, op string, status int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	label := "error"
+	if status > 0 {
+		label = strconv.Itoa(status)
+	}
+	m.requests.WithLabelValues(namespace, op, label).Inc()
+	m.duration.WithLabelValues(namespace, op).Observe(d.Seconds())
+}
