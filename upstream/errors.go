@@ -26,12 +26,12 @@ const maxErrorBody = 64 << 10
 // StatusError is a non-2xx answer from the upstream (or from its token
 // server during the handshake, with Op "ping"). It unwraps to Code.
 type StatusError struct {
-	Namespace  string
-	Op         string
-	Status     int
-	Code       ocierr.Code
-	Message    string
-	RetryAfter time.Duration // from Retry-After on a 429; 0 if absent
+	Namespace string
+	Op        string
+	Status    int
+	Code      ocierr.Code
+	Message   string
+	Retry     time.Duration // from Retry-After on a 429; 0 if absent
 }
 
 func (e *StatusError) Error() string {
@@ -43,6 +43,10 @@ func (e *StatusError) Error() string {
 }
 
 func (e *StatusError) Unwrap() error { return e.Code }
+
+// RetryAfter is when the upstream said to come back (a 429's Retry-After);
+// the registry passes it on to the client.
+func (e *StatusError) RetryAfter() time.Duration { return e.Retry }
 
 // classify maps a non-2xx answer to a StatusError:
 //   - 404: the body's code if it is MANIFEST_UNKNOWN, BLOB_UNKNOWN or
@@ -65,7 +69,7 @@ func classify(ns, op string, status int, h http.Header, bodyCode ocierr.Code, ms
 		e.Code = ocierr.Denied
 	case status == http.StatusTooManyRequests:
 		e.Code = ocierr.TooManyRequests
-		e.RetryAfter = parseRetryAfter(h.Get("Retry-After"), now)
+		e.Retry = parseRetryAfter(h.Get("Retry-After"), now)
 	case status == http.StatusRequestedRangeNotSatisfiable:
 		e.Code = ocierr.RangeInvalid
 	case status >= 400 && status < 500 && knownCodes[bodyCode]:

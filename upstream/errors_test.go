@@ -49,8 +49,8 @@ func TestClassify(t *testing.T) {
 			h.Set("Retry-After", tt.retryAfter)
 		}
 		e := classify("docker.io", tt.op, tt.status, h, tt.bodyCode, "msg", now)
-		if e.Code != tt.wantCode || e.RetryAfter != tt.wantRetryAfter || e.Status != tt.status {
-			t.Errorf("classify(%s, %d, %q): got %s/%v/%d, want %s/%v/%d", tt.op, tt.status, tt.bodyCode, e.Code, e.RetryAfter, e.Status, tt.wantCode, tt.wantRetryAfter, tt.status)
+		if e.Code != tt.wantCode || e.Retry != tt.wantRetryAfter || e.Status != tt.status {
+			t.Errorf("classify(%s, %d, %q): got %s/%v/%d, want %s/%v/%d", tt.op, tt.status, tt.bodyCode, e.Code, e.Retry, e.Status, tt.wantCode, tt.wantRetryAfter, tt.status)
 		}
 		if !errors.Is(e, tt.wantCode) {
 			t.Errorf("classify(%s, %d): errors.Is(%v, %s) false", tt.op, tt.status, e, tt.wantCode)
@@ -113,8 +113,8 @@ func TestErrorsFromUpstream(t *testing.T) {
 			} else if tt.wantStatus != 0 {
 				t.Errorf("got %T, want a *StatusError with status %d", err, tt.wantStatus)
 			}
-			if tt.wantStatus == 429 && se.RetryAfter != 7*time.Second {
-				t.Errorf("got RetryAfter %v, want 7s", se.RetryAfter)
+			if tt.wantStatus == 429 && se.Retry != 7*time.Second {
+				t.Errorf("got Retry %v, want 7s", se.Retry)
 			}
 			if got := u.count(tt.call); got < tt.wantRequests || got > tt.wantRequests+tt.extra {
 				t.Errorf("got %d %s requests, want %d (+%d)", got, tt.call, tt.wantRequests, tt.extra)

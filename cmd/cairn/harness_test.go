@@ -35,6 +35,8 @@ type counting struct {
 	reqs map[string]int // "GET /v2/library/x/blobs/sha256:..." -> count
 	// lie, when set, replaces blob bodies with other bytes of the same length.
 	lie bool
+	// throttle, when set, answers manifest requests 429 with Retry-After: 7.
+	throttle bool
 }
 
 func newUpstream(t *testing.T) *counting {
@@ -44,9 +46,12 @@ func newUpstream(t *testing.T) *counting {
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
 		u.reqs[r.Method+" "+r.URL.Path]++
-		lie := u.lie
+		lie, throttle := u.lie, u.throttle
 		u.mu.Unlock()
 		switch {
+		case throttle && strings.Contains(r.URL.Path, "/manifests/"):
+			w.Header().Set("Retry-After", "7")
+			w.WriteHeader(http.StatusTooManyRequests)
 		case lie && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/"):
 			reg.ServeHTTP(&corrupting{ResponseWriter: w}, r)
 		case strings.HasSuffix(r.URL.Path, "/tags/list") && r.URL.Query().Get("n") != "":

@@ -385,3 +385,17 @@ func TestRestartKeepsEverything(t *testing.T) {
 	}
 	assertOCIError(t, "uncached tag, upstream down", body, "UNAVAILABLE")
 }
+
+// A 429 from the upstream reaches the client as TOOMANYREQUESTS with the
+// upstream's Retry-After, when nothing cached can answer instead.
+func TestUpstream429PassedOn(t *testing.T) {
+	f := newFixture(t)
+	f.docker.mu.Lock()
+	f.docker.throttle = true
+	f.docker.mu.Unlock()
+	resp, body := get(t, "GET", f.node.url("/v2/library/alpine/manifests/3.19"))
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" {
+		t.Errorf("status %d, Retry-After %q; want 429 and 7", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	assertOCIError(t, "429", body, "TOOMANYREQUESTS")
+}
