@@ -399,3 +399,38 @@ func TestUpstream429PassedOn(t *testing.T) {
 	}
 	assertOCIError(t, "429", body, "TOOMANYREQUESTS")
 }
+
+func TestAdminEndpointsAndAccessLog(t *testing.T) {
+	f := newFixture(t)
+	if resp, _ := get(t, "GET", f.node.url("/v2/alpine/manifests/3.19")); resp.StatusCode != 200 {
+		t.Fatalf("warm-up: %d", resp.StatusCode)
+	}
+	admin := "http://" + f.node.s.adminLn.Addr().String()
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if resp, _ := get(t, "GET", admin+p); resp.StatusCode != 200 {
+			t.Errorf("%s: status %d", p, resp.StatusCode)
+		}
+	}
+	_, body := get(t, "GET", admin+"/metrics")
+	for _, want := range []string{
+		`cairn_build_info{`,
+		`cairn_http_requests_total{method="GET",route="manifest",status="200"} 1`,
+		`cairn_http_request_duration_seconds_bucket{method="GET",route="manifest"`,
+		`cairn_cache_requests_total{kind="tag",result="miss"} 1`,
+		`cairn_upstream_requests_total{namespace="docker.io",op="manifest_get",status="200"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	lines := 0
+	for line := range strings.Lines(f.node.logs.String()) {
+		if strings.Contains(line, `"msg":"request"`) && strings.Contains(line, `"path":"/v2/alpine/manifests/3.19"`) &&
+			strings.Contains(line, `"status":200`) && strings.Contains(line, `"repo":"docker.io/library/alpine"`) {
+			lines++
+		}
+	}
+	if lines != 1 {
+		t.Errorf("%d access lines for the request, want 1", lines)
+	}
+}

@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-mirror/cairn/internal/config"
+)
+
+// runCLI runs the cairn command line in process and returns its stdout.
+func runCLI(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := newApp(&out, &errOut).Run(append([]string{"cairn"}, args...))
+	return out.String(), err
+}
+
+func effective(t *testing.T, args ...string) *config.Config {
+	t.Helper()
+	out, err := runCLI(t, append([]string{"check-config"}, args...)...)
+	if err != nil {
+		t.Fatalf("check-config %v: %v", args, err)
+	}
+	cfg, err := config.Load(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("check-config output does not load back: %v\n%s", err, out)
+	}
+	return cfg
+}
+
+func TestPrecedenceFlagEnvFileDefault(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.yaml")
+	yaml := "version: 1\nlisten: \"127.0.0.1:7001\"\ndata_dir: /from/file\nupstreams: [{name: docker.io, url: \"https://registry-1.docker.io\", default: true}]\n"
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// default only
+	if got := effective(t).Listen; got != config.DefaultListen {
+		t.Errorf("default listen %q, want %q", got, config.DefaultListen)
+	}
+	// file over default
+	cfg := effective(t, "-c", file)
+	if cfg.Listen != "127.0.0.1:7001" || cfg.DataDir != "/from/file" || cfg.AdminListen != config.DefaultAdminListen {
+		t.Errorf("file: listen %q data_dir %q admin %q", cfg.Listen, cfg.DataDir, cfg.AdminListen)
+	}
+	// env over file
+	t.Setenv("CAIRN_LISTEN", "127.0.0.1:7002")
+	t.Setenv("CAIRN_LOG_FORMAT", "json")
+	cfg = effective(t, "-c", file)
+	if cfg.Listen != "127.0.0.1:7002" || cfg.Log.Format != "json" || cfg.DataDir != "/from/file" {
+		t.Errorf("env: listen %q format %q data_dir %q", cfg.Listen, cfg.Log.Format, cfg.DataDir)
+	}
+	// flag over env
+	cfg = effective(t, "-c", file, "--listen", "127.0.0.1:7003", "--data-dir", "/from/flag", "--admin-listen", "")
+	if cfg.Listen != "127.0.0.1:7003" || cfg.DataDir != "/from/flag" || cfg.AdminListen != "" {
+		t.Errorf("flag: listen %q data_dir %q admin %q", cfg.Listen, cfg.DataDir, cfg.AdminListen)
+	}
+	// the config file itself from the environment
+	t.Setenv("CAIRN_CONFIG", file)
+	if got := effective(t).DataDir; got != "/from/file" {
+		t.Errorf("CAIRN_CONFIG: data_dir %q, want /from/file", got)
+	}
+}
+
+func TestBadConfigNamesEveryField(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "bad.yaml")
+	yaml := `version: 1
+listen: ":5000"
+cache: {tag_ttl: soon}
+bogus: 1
+upstreams:
+  - {name: notahost, url: "ftp://x"}
+  - {name: a.io, url: "https://a.io", default: true}
+  - {name: b.io, url: "https://b.io", default: true}
+`
+	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runCLI(t, "check-config", "-c", file)
+	if err == nil {
+		t.Fatal("check-config accepted a bad file")
+	}
+	for _, want := range []string{"cache.tag_ttl", "bogus", "upstreams[0].name", "upstreams[0].url", "default"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%v", want, err)
+		}
+	}
+	if _, err := runCLI(t, "check-config", "--log-level", "loud"); err == nil || !strings.Contains(err.Error(), "log.level") {
+		t.Errorf("a bad --log-level: got %v, want an error naming log.level", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := runCLI(t, "version")
+	if err != nil || !strings.HasPrefix(out, "cairn "+version) {
+		t.Errorf("version: %q, %v", out, err)
+	}
+}
