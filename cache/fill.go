@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
 	"github.com/cairn-mirror/cairn/upstream"
@@ -70,14 +71,17 @@ func (f *fillBlob) Size() int64 { return f.body.Size }
 // fails (the client left) the fill carries on to the commit.
 func (f *fillBlob) WriteRange(_ context.Context, dst io.Writer, off, n int64) (int64, error) {
 	defer f.Close()
+	// The idle timer runs only while waiting on the upstream: a client that
+	// is slow to read must not fail the fill.
 	idle := time.AfterFunc(f.ns.FillIdleTimeout, f.cancel)
 	defer idle.Stop()
 	win := window{dst: dst, off: off, end: off + n}
 	buf := make([]byte, fillChunk)
 	var pos int64
 	for {
-		k, rerr := f.body.Body.Read(buf)
 		idle.Reset(f.ns.FillIdleTimeout)
+		k, rerr := f.body.Body.Read(buf)
+		idle.Stop()
 		if k > 0 {
 			if _, err := f.w.Write(buf[:k]); err != nil {
 				return win.written, f.fail("write", err)
@@ -89,7 +93,7 @@ func (f *fillBlob) WriteRange(_ context.Context, dst io.Writer, off, n int64) (i
 			break
 		}
 		if rerr != nil {
-			return win.written, f.fail("upstream_error", fmt.Errorf("fill %s: upstream body: %w", f.digest, rerr))
+			return win.written, f.fail("upstream_error", fmt.Errorf("fill %s: upstream body: %w: %w", f.digest, rerr, ocierr.Unavailable))
 		}
 	}
 	if err := f.commit(); err != nil {
@@ -106,7 +110,7 @@ func (f *fillBlob) commit() error {
 		if errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrSizeMismatch) {
 			result = "verify_failed"
 		}
-		return f.fail(result, fmt.Errorf("fill %s: %w", f.digest, err))
+		return f.fail(result, fmt.Errorf("fill %s: %w: %w", f.digest, err, ocierr.Unavailable))
 	}
 	f.c.metrics.fills.WithLabelValues("committed").Inc()
 	f.c.metrics.fillTime.Observe(time.Since(f.start).Seconds())
@@ -114,9 +118,9 @@ func (f *fillBlob) commit() error {
 	return f.c.store.Link(f.repo.Namespace, f.repo.Name, f.digest, storage.LinkServed)
 }
 
+// fail counts a failed fill; the error reaches the access line.
 func (f *fillBlob) fail(result string, err error) error {
 	f.c.metrics.fills.WithLabelValues(result).Inc()
-	f.c.log.Warn("fill failed", "repo", f.repo.Canonical(), "digest", f.digest, "result", result, "err", err)
 	return err
 }
 

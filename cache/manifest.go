@@ -46,6 +46,15 @@ func (c *Cache) localManifest(dgst string) (oci.Manifest, error) {
 	if m, ok := c.manifests.Get(dgst); ok {
 		return m, nil
 	}
+	info, err := c.store.Stat(dgst)
+	if err != nil {
+		return oci.Manifest{}, err
+	}
+	if info.Kind != storage.KindManifest || info.MediaType == "" {
+		// A layer or config, or a manifest that arrived through /blobs/:
+		// not servable as a manifest until fetched as one.
+		return oci.Manifest{}, fmt.Errorf("%s is held, but not as a manifest: %w", dgst, storage.ErrNotFound)
+	}
 	body, info, err := c.store.ReadManifest(dgst)
 	if err != nil {
 		return oci.Manifest{}, err

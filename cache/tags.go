@@ -78,9 +78,11 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 	}
 	c.metrics.results.WithLabelValues("tag", "miss").Inc()
 	m, err := c.fetchManifest(ctx, ns, repo, tag, accept)
-	if err != nil || !wantsIndex(accept) {
-		// A client that cannot take an index gets its own answer, but the
-		// tag keeps pointing at what full clients are served.
+	if err != nil || !(isIndex(m.MediaType) || takesAnyIndex(accept)) {
+		// A client that cannot take every kind of index may have been
+		// given one platform's manifest in place of the tag's index: it
+		// gets its answer, and the tag keeps pointing where full clients
+		// are sent.
 		return m, err
 	}
 	_, err = c.store.PutTag(repo.Namespace, repo.Name, tag, storage.TagRecord{
@@ -89,8 +91,15 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 	return m, err
 }
 
-func wantsIndex(accept []string) bool {
-	return slices.Contains(accept, oci.MediaTypeOCIIndex) || slices.Contains(accept, oci.MediaTypeDockerList) || slices.Contains(accept, "*/*")
+func isIndex(mediaType string) bool {
+	return mediaType == oci.MediaTypeOCIIndex || mediaType == oci.MediaTypeDockerList
+}
+
+// takesAnyIndex: the client accepts both index media types, so the upstream
+// had no reason to answer with a child manifest instead.
+func takesAnyIndex(accept []string) bool {
+	return slices.Contains(accept, "*/*") ||
+		(slices.Contains(accept, oci.MediaTypeOCIIndex) && slices.Contains(accept, oci.MediaTypeDockerList))
 }
 
 // Tags lists repo's tags: from the upstream while it answers, else from the

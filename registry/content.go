@@ -33,7 +33,9 @@ func (h *Handler) manifest(w *responseWriter, r *http.Request, req *request) err
 
 func setContentHeaders(h http.Header, d oci.Descriptor) {
 	h.Set("Content-Type", d.MediaType)
-	h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
+	if d.Size >= 0 { // an upstream HEAD may not have said
+		h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
+	}
 	h.Set("Docker-Content-Digest", d.Digest)
 	h.Set("ETag", `"`+d.Digest+`"`)
 }

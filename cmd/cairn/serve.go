@@ -132,16 +132,27 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		s.ready.Store(false)
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(gctx), shutdownGrace)
-		defer cancel()
-		err := s.api.Shutdown(sctx)
-		if s.admin != nil {
-			err = errors.Join(err, s.admin.Shutdown(sctx))
-		}
-		return err
+		s.shutdown(context.WithoutCancel(gctx))
+		return nil
 	})
 	err := g.Wait()
 	return errors.Join(err, s.store.Close())
+}
+
+// shutdown lets in-flight requests finish for shutdownGrace, then closes
+// what is left: a long pull must not turn a SIGTERM into a failed exit.
+func (s *server) shutdown(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
+	defer cancel()
+	for _, srv := range []*http.Server{s.api, s.admin} {
+		if srv == nil {
+			continue
+		}
+		if err := srv.Shutdown(sctx); err != nil {
+			s.log.Warn("requests still running after the shutdown grace period: closing them", "err", err)
+			srv.Close()
+		}
+	}
 }
 
 func serveOn(srv *http.Server, ln net.Listener) error {
