@@ -31,6 +31,9 @@ func (c *Cache) StatBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	if ns.Upstream == nil {
 		return oci.Descriptor{}, fmt.Errorf("blob %s in %s: %w", dgst, repo.Canonical(), ocierr.BlobUnknown)
 	}
+	if size, ok := c.fillSize(dgst); ok {
+		return oci.Descriptor{MediaType: oci.MediaTypeOctetStream, Digest: dgst, Size: size}, nil
+	}
 	d, err := ns.Upstream.HeadBlob(ctx, repo.Name, dgst)
 	if err != nil {
 		return oci.Descriptor{}, err
@@ -46,10 +49,10 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	if err != nil {
 		return nil, err
 	}
-	f, info, err := c.store.OpenBlob(dgst)
+	b, err := c.openCommitted(dgst)
 	if err == nil {
 		c.metrics.results.WithLabelValues("blob", "hit").Inc()
-		return &fileBlob{f: f, size: info.Size, bufs: &c.bufs, served: c.metrics.bytes.WithLabelValues("cache")}, nil
+		return b, nil
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
@@ -59,7 +62,7 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	}
 	c.metrics.results.WithLabelValues("blob", "miss").Inc()
 	src := upstreamSource{client: ns.Upstream, repo: repo.Name, digest: dgst}
-	return c.fill(ctx, ns, src, repo, dgst)
+	return c.follow(ctx, c.startFill(ctx, ns, src, dgst), repo)
 }
 
 // Source is where a fill reads a blob: the upstream registry now, a peer
@@ -78,6 +81,18 @@ type upstreamSource struct {
 
 func (s upstreamSource) Open(ctx context.Context, offset int64) (*upstream.Blob, error) {
 	return s.client.OpenBlob(ctx, s.repo, s.digest, offset)
+}
+
+// fillSize is the size of a blob being filled, when its source has said.
+func (c *Cache) fillSize(dgst string) (int64, bool) {
+	c.mu.Lock()
+	f, ok := c.inflight[dgst]
+	c.mu.Unlock()
+	if !ok {
+		return 0, false
+	}
+	st := f.state()
+	return st.size, st.opened && st.size >= 0
 }
 
 // fileBlob serves a committed, verified file.

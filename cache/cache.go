@@ -41,7 +41,10 @@ type Cache struct {
 	metrics   *metrics
 	reg       prometheus.Registerer
 	fillBound time.Duration
-	bufs      sync.Pool // *[]byte of copyBuffer bytes, for serving committed files
+	bufs      sync.Pool // *[]byte of copyBuffer bytes, for serving files
+
+	mu       sync.Mutex
+	inflight map[string]*fill // by digest: one fill per digest, process-wide
 }
 
 // Option configures a Cache.
@@ -83,6 +86,7 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		now:       time.Now,
 		log:       slog.New(slog.DiscardHandler),
 		fillBound: time.Hour,
+		inflight:  make(map[string]*fill),
 	}
 	for i := range nss {
 		ns := nss[i]

@@ -8,161 +8,227 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
 	"github.com/cairn-mirror/cairn/upstream"
 )
 
-// fillChunk is the read size of a fill: large enough that per-read costs
-// vanish next to hashing and disk writes.
-const fillChunk = 256 << 10
+const (
+	// fillChunk is the read size of a fill: large enough that per-read
+	// costs vanish next to hashing and disk writes.
+	fillChunk = 256 << 10
+	// maxResumes bounds how often a fill reopens a dropped or stalled
+	// source body with Range before it gives up.
+	maxResumes = 3
+)
 
-// fill starts fetching dgst from src into a temp file. It is the one place
-// blobs enter the cache from elsewhere. The fill runs on a context detached
-// from the request's, bounded overall by fillBound and failed after
-// FillIdleTimeout without progress, so a client that hangs up does not
-// lose the blob for everyone else.
-func (c *Cache) fill(ctx context.Context, ns *Namespace, src Source, repo route.Repo, dgst string) (oci.Blob, error) {
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.fillBound)
-	body, err := src.Open(fctx, 0)
-	if err != nil {
-		cancel()
-		c.metrics.fills.WithLabelValues("upstream_error").Inc()
-		return nil, err
-	}
-	w, err := c.store.NewWriter(dgst, body.Size)
-	if err != nil {
-		body.Body.Close()
-		cancel()
-		return nil, fmt.Errorf("fill %s: %w", dgst, err)
-	}
-	f := &fillBlob{c: c, ns: ns, repo: repo, digest: dgst, body: body, w: w, cancel: cancel, start: time.Now()}
-	if body.Size >= 0 {
-		return f, nil
-	}
-	// Without a length there is no Content-Length to promise a client:
-	// fill completely, then serve the verified file.
-	if _, err := f.WriteRange(ctx, io.Discard, 0, 0); err != nil {
-		return nil, err
-	}
-	return c.OpenBlob(ctx, repo, dgst)
-}
-
-// fillBlob streams a blob to one client while writing it to a temp file.
-type fillBlob struct {
-	c      *Cache
-	ns     *Namespace
-	repo   route.Repo
+// fill is one blob on its way from a Source into the store. At most one
+// exists per digest at a time (Cache.inflight); any number of readers
+// follow it. Its state changes under mu, and every change closes wake so
+// that waiting readers look again: no polling.
+type fill struct {
 	digest string
-	body   *upstream.Blob
-	w      *storage.Writer
-	cancel context.CancelFunc
 	start  time.Time
-	once   sync.Once
+
+	mu      sync.Mutex
+	w       *storage.Writer // set when the source has answered
+	size    int64           // -1 while unknown (and for ever if the source never says)
+	opened  bool            // the source answered: size is as known as it will be
+	written int64
+	done    bool
+	err     error // why it failed; nil with done means committed
+	wake    chan struct{}
 }
 
-func (f *fillBlob) Size() int64 { return f.body.Size }
+// fillState is a snapshot of a fill for a reader.
+type fillState struct {
+	w       *storage.Writer
+	size    int64
+	opened  bool
+	written int64
+	done    bool
+	err     error
+	changed <-chan struct{}
+}
 
-// WriteRange copies the whole blob into the temp file and the window
-// [off, off+n) to dst. The window's last byte is held back until the blob is
-// verified and committed: a client never receives a bad blob whole. If dst
-// fails (the client left) the fill carries on to the commit.
-func (f *fillBlob) WriteRange(_ context.Context, dst io.Writer, off, n int64) (int64, error) {
-	defer f.Close()
-	// The idle timer runs only while waiting on the upstream: a client that
-	// is slow to read must not fail the fill.
-	idle := time.AfterFunc(f.ns.FillIdleTimeout, f.cancel)
-	defer idle.Stop()
-	win := window{dst: dst, off: off, end: off + n}
+func newFill(dgst string) *fill {
+	return &fill{digest: dgst, start: time.Now(), size: -1, wake: make(chan struct{})}
+}
+
+func (f *fill) state() fillState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fillState{w: f.w, size: f.size, opened: f.opened, written: f.written, done: f.done, err: f.err, changed: f.wake}
+}
+
+// update changes the state under the lock and wakes every waiting reader.
+func (f *fill) update(change func()) {
+	f.mu.Lock()
+	change()
+	close(f.wake)
+	f.wake = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// startFill returns the fill in flight for dgst, or starts one reading from
+// src. The fill runs on a context detached from the request's, so the
+// client that started it may leave; it is bounded by fillBound and fails
+// after the namespace's FillIdleTimeout without progress.
+func (c *Cache) startFill(ctx context.Context, ns *Namespace, src Source, dgst string) *fill {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f, ok := c.inflight[dgst]; ok {
+		c.metrics.coalesced.Inc()
+		return f
+	}
+	f := newFill(dgst)
+	c.inflight[dgst] = f
+	go c.runFill(context.WithoutCancel(ctx), f, src, ns.FillIdleTimeout)
+	return f
+}
+
+func (c *Cache) runFill(ctx context.Context, f *fill, src Source, idle time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, c.fillBound)
+	defer cancel()
+	c.metrics.inflight.Inc()
+	defer c.metrics.inflight.Dec()
+	result, err := c.pump(ctx, f, src, idle)
+	if err == nil {
+		result, err = c.commitFill(f)
+	} else if st := f.state(); st.w != nil {
+		st.w.Abort()
+	}
+	c.mu.Lock()
+	delete(c.inflight, f.digest) // the next request finds the blob, or starts afresh
+	c.mu.Unlock()
+	f.update(func() { f.done, f.err = true, err })
+	c.metrics.fills.WithLabelValues(result).Inc()
+	if err == nil {
+		c.metrics.fillTime.Observe(time.Since(f.start).Seconds())
+	} else {
+		c.log.Warn("fill failed", "digest", f.digest, "result", result, "err", err)
+	}
+}
+
+func (c *Cache) commitFill(f *fill) (string, error) {
+	_, err := f.state().w.Commit(storage.KindUnknown, "")
+	switch {
+	case err == nil:
+		return "committed", nil
+	case errors.Is(err, storage.ErrDigestMismatch), errors.Is(err, storage.ErrSizeMismatch):
+		return "verify_failed", fmt.Errorf("fill %s: %w: %w", f.digest, err, ocierr.Unavailable)
+	default:
+		return "aborted", fmt.Errorf("fill %s: %w: %w", f.digest, err, ocierr.Unavailable)
+	}
+}
+
+// pump copies the source into the temp file until the body ends, reopening
+// a dropped or stalled body with Range up to maxResumes times.
+func (c *Cache) pump(ctx context.Context, f *fill, src Source, idle time.Duration) (string, error) {
 	buf := make([]byte, fillChunk)
-	var pos int64
-	for {
-		idle.Reset(f.ns.FillIdleTimeout)
-		k, rerr := f.body.Body.Read(buf)
-		idle.Stop()
-		if k > 0 {
-			if _, err := f.w.Write(buf[:k]); err != nil {
-				return win.written, f.fail("write", err)
-			}
-			win.pass(pos, buf[:k])
-			pos += int64(k)
+	for resumes := 0; ; resumes++ {
+		err := c.pumpBody(ctx, f, src, idle, buf)
+		if err == nil {
+			return "", nil
 		}
+		st := f.state()
+		if !st.opened || resumes == maxResumes || ctx.Err() != nil || isFinal(err) {
+			return "upstream_error", err
+		}
+		c.metrics.resumes.Inc()
+		c.log.Info("resuming fill", "digest", f.digest, "offset", st.written, "err", err)
+	}
+}
+
+// isFinal: errors a retry cannot mend (the source says the blob is gone,
+// or refuses us).
+func isFinal(err error) bool {
+	return errors.Is(err, ocierr.BlobUnknown) || errors.Is(err, ocierr.Unauthorized) ||
+		errors.Is(err, ocierr.Denied) || errors.Is(err, storage.ErrSizeMismatch)
+}
+
+// pumpBody opens the source at the fill's offset and copies one body. A
+// body that ends before the announced size is an error (to resume).
+func (c *Cache) pumpBody(ctx context.Context, f *fill, src Source, idle time.Duration, buf []byte) error {
+	bctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	timer := time.AfterFunc(idle, cancel) // stops a source that sends nothing
+	defer timer.Stop()
+	body, err := src.Open(bctx, f.state().written)
+	if err != nil {
+		return err
+	}
+	defer body.Body.Close()
+	if err := c.attach(f, body); err != nil {
+		return err
+	}
+	for {
+		timer.Reset(idle)
+		k, rerr := body.Body.Read(buf)
+		timer.Stop()
+		if err := f.append(buf[:k]); err != nil {
+			return err
+		}
+		c.metrics.fetched.Add(float64(k))
 		if errors.Is(rerr, io.EOF) {
-			break
+			return f.complete()
 		}
 		if rerr != nil {
-			return win.written, f.fail("upstream_error", fmt.Errorf("fill %s: upstream body: %w: %w", f.digest, rerr, ocierr.Unavailable))
+			return fmt.Errorf("fill %s: source body at %d: %w: %w", f.digest, f.state().written, rerr, ocierr.Unavailable)
 		}
 	}
-	if err := f.commit(); err != nil {
-		return win.written, err
-	}
-	written, err := win.finish()
-	f.c.metrics.bytes.WithLabelValues("upstream").Add(float64(written))
-	return written, err
 }
 
-func (f *fillBlob) commit() error {
-	if _, err := f.w.Commit(storage.KindUnknown, ""); err != nil {
-		result := "aborted"
-		if errors.Is(err, storage.ErrDigestMismatch) || errors.Is(err, storage.ErrSizeMismatch) {
-			result = "verify_failed"
+// attach makes a newly opened body continue the fill: the first body sets
+// the size and creates the temp file; a resumed one must start where the
+// fill is, or at 0 (a source that ignored Range), whose head is skipped:
+// those bytes are already written, hashed and verified with the rest.
+func (c *Cache) attach(f *fill, body *upstream.Blob) error {
+	st := f.state()
+	if !st.opened {
+		w, err := c.store.NewWriter(f.digest, body.Size)
+		if err != nil {
+			return fmt.Errorf("fill %s: %w", f.digest, err)
 		}
-		return f.fail(result, fmt.Errorf("fill %s: %w: %w", f.digest, err, ocierr.Unavailable))
+		f.update(func() { f.w, f.size, f.opened = w, body.Size, true })
+		return nil
 	}
-	f.c.metrics.fills.WithLabelValues("committed").Inc()
-	f.c.metrics.fillTime.Observe(time.Since(f.start).Seconds())
-	f.c.metrics.fetched.Add(float64(f.w.Written()))
-	return f.c.store.Link(f.repo.Namespace, f.repo.Name, f.digest, storage.LinkServed)
+	switch body.Offset {
+	case st.written:
+		return nil
+	case 0:
+		_, err := io.CopyN(io.Discard, body.Body, st.written)
+		return err
+	}
+	return fmt.Errorf("fill %s: resumed at %d, want %d: %w", f.digest, body.Offset, st.written, ocierr.Unavailable)
 }
 
-// fail counts a failed fill; the error reaches the access line.
-func (f *fillBlob) fail(result string, err error) error {
-	f.c.metrics.fills.WithLabelValues(result).Inc()
-	return err
-}
-
-// Close releases the upstream body and removes the temp file unless it was
-// committed.
-func (f *fillBlob) Close() error {
-	f.once.Do(func() {
-		f.body.Body.Close()
-		f.w.Abort()
-		f.cancel()
-	})
+// append writes to the temp file and wakes the readers.
+func (f *fill) append(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	w := f.state().w
+	if _, err := w.Write(p); err != nil {
+		return fmt.Errorf("fill %s: %w", f.digest, err)
+	}
+	f.update(func() { f.written = w.Written() })
 	return nil
 }
 
-// window passes the client's byte range through, holding its last byte.
-type window struct {
-	dst      io.Writer
-	off, end int64 // the client wants [off, end)
-	held     []byte
-	written  int64
-	err      error // the client's write error; the fill goes on without it
+// complete checks a body that ended: short of the size, it is to resume.
+func (f *fill) complete() error {
+	st := f.state()
+	if st.size >= 0 && st.written < st.size {
+		return fmt.Errorf("fill %s: source body ended at %d of %d bytes: %w", f.digest, st.written, st.size, ocierr.Unavailable)
+	}
+	return nil
 }
 
-// pass offers the chunk at stream position pos.
-func (w *window) pass(pos int64, chunk []byte) {
-	lo, hi := max(pos, w.off), min(pos+int64(len(chunk)), w.end-1)
-	if lo < hi && w.err == nil {
-		k, err := w.dst.Write(chunk[lo-pos : hi-pos])
-		w.written += int64(k)
-		w.err = err
+// link records that repo was served dgst, once a fill committed.
+func (c *Cache) link(repo route.Repo, dgst string) {
+	if err := c.store.Link(repo.Namespace, repo.Name, dgst, storage.LinkServed); err != nil {
+		c.log.Warn("recording link", "repo", repo.Canonical(), "digest", dgst, "err", err)
 	}
-	if last := w.end - 1; last >= pos && last < pos+int64(len(chunk)) {
-		w.held = []byte{chunk[last-pos]}
-	}
-}
-
-// finish delivers the held byte once the blob is verified.
-func (w *window) finish() (int64, error) {
-	if w.err != nil || w.held == nil {
-		return w.written, w.err
-	}
-	k, err := w.dst.Write(w.held)
-	w.written += int64(k)
-	return w.written, err
 }

@@ -8,6 +8,10 @@ type metrics struct {
 	fetched    prometheus.Counter
 	fills      *prometheus.CounterVec // result
 	fillTime   prometheus.Histogram
+	inflight   prometheus.Gauge
+	coalesced  prometheus.Counter
+	resumes    prometheus.Counter
+	ttfb       prometheus.Histogram
 	staleTotal *prometheus.CounterVec // namespace
 }
 
@@ -21,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"kind", "result"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_cache_served_bytes_total",
-			Help: "Blob bytes written to clients, by source (cache: a committed file; upstream: a fill).",
+			Help: "Blob bytes written to clients, by source (cache: a committed file; fill: a fill in progress).",
 		}, []string{"source"}),
 		fetched: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_cache_upstream_bytes_total",
@@ -36,6 +40,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a fill's start to its commit.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 4, 9),
 		}),
+		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cairn_cache_fills_in_flight",
+			Help: "Blob fills running now.",
+		}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_cache_fill_readers_coalesced_total",
+			Help: "Blob requests that joined a fill already in flight instead of starting one.",
+		}),
+		resumes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_cache_fill_resumes_total",
+			Help: "Source bodies reopened with Range after a drop or a stall.",
+		}),
+		ttfb: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cairn_cache_fill_first_byte_seconds",
+			Help:    "From a reader joining a fill to its first byte sent.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}),
 		staleTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_cache_stale_served_total",
 			Help: "Tags served from their last known digest because the upstream failed, by namespace.",
@@ -44,7 +65,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.staleTotal} {
+	for _, c := range []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.inflight, m.coalesced, m.resumes, m.ttfb, m.staleTotal} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -104,6 +104,24 @@ func (w *Writer) ReadAt(p []byte, off int64) (int, error) {
 	return n, err
 }
 
+// OpenReader opens the temp file read-only, for one reader following the
+// fill. The descriptor stays readable after Commit renames the file and
+// after Abort removes it, so the caller must learn the outcome elsewhere and
+// read only below Written. It fails with an error wrapping os.ErrClosed once
+// Commit or Abort has run.
+func (w *Writer) OpenReader() (*os.File, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return nil, w.closedErr()
+	}
+	f, err := os.Open(w.tmp)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open reader %s: %w", w.d, err)
+	}
+	return f, nil
+}
+
 // Written returns the number of bytes written so far.
 func (w *Writer) Written() int64 { return w.written.Load() }
 

@@ -282,3 +282,34 @@ func TestInvalidDigests(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenReaderSurvivesCommit(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	body := []byte("followed while it is written")
+	d := digestOf(body)
+	w, err := s.NewWriter(d, int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(body[:10]); err != nil {
+		t.Fatal(err)
+	}
+	r, err := w.OpenReader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if _, err := w.Write(body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Commit(KindLayer, ""); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(body))
+	if _, err := r.ReadAt(got, 0); err != nil || string(got) != string(body) {
+		t.Errorf("read after commit: %q, %v; want %q", got, err, body)
+	}
+	if _, err := w.OpenReader(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("OpenReader after Commit: %v, want os.ErrClosed", err)
+	}
+}

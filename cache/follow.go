@@ -1,0 +1,122 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/internal/ocierr"
+	"github.com/cairn-mirror/cairn/internal/route"
+)
+
+// follow returns a reader of the fill once its size is known: every reader,
+// the one that started the fill included, streams from the temp file as it
+// grows. A source that does not say the size makes readers wait for the
+// verified file instead (there is no Content-Length to promise).
+func (c *Cache) follow(ctx context.Context, f *fill, repo route.Repo) (oci.Blob, error) {
+	start := time.Now()
+	for {
+		st := f.state()
+		switch {
+		case st.done && st.err != nil:
+			return nil, st.err
+		case st.done:
+			c.link(repo, f.digest)
+			return c.openCommitted(f.digest)
+		case st.opened && st.size >= 0:
+			return c.newFollower(f, st, repo, start)
+		}
+		select {
+		case <-st.changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for the fill of %s: %w: %w", f.digest, ctx.Err(), ocierr.Unavailable)
+		}
+	}
+}
+
+func (c *Cache) openCommitted(dgst string) (oci.Blob, error) {
+	file, info, err := c.store.OpenBlob(dgst)
+	if err != nil {
+		return nil, err
+	}
+	return &fileBlob{f: file, size: info.Size, bufs: &c.bufs, served: c.metrics.bytes.WithLabelValues("cache")}, nil
+}
+
+func (c *Cache) newFollower(f *fill, st fillState, repo route.Repo, start time.Time) (oci.Blob, error) {
+	file, err := st.w.OpenReader()
+	if errors.Is(err, os.ErrClosed) {
+		// The fill finished between the snapshot and now.
+		return c.follow(context.Background(), f, repo)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &follower{c: c, f: f, file: file, size: st.size, repo: repo, start: start}, nil
+}
+
+// follower streams a fill in progress to one client.
+type follower struct {
+	c     *Cache
+	f     *fill
+	file  *os.File // the temp file, readable after its rename or removal
+	size  int64
+	repo  route.Repo
+	start time.Time // when the client asked, for time to first byte
+	sent  bool
+}
+
+func (r *follower) Size() int64 { return r.size }
+
+// WriteRange sends [off, off+n) as the fill writes it. The window's last
+// byte waits for the commit: a client never receives a bad blob whole, and
+// a failed fill ends its response short. The client leaving (a write error
+// or ctx) stops this reader, never the fill.
+func (r *follower) WriteRange(ctx context.Context, w io.Writer, off, n int64) (int64, error) {
+	end, pos := off+n, off
+	for pos < end || n == 0 {
+		st := r.f.state()
+		if st.err != nil {
+			return pos - off, st.err
+		}
+		limit := min(st.written, end-1)
+		if st.done {
+			limit = end
+			if n == 0 {
+				break
+			}
+		}
+		if pos < limit {
+			k, err := r.copy(w, pos, limit)
+			pos += k
+			if err != nil {
+				return pos - off, err
+			}
+			continue
+		}
+		select {
+		case <-st.changed:
+		case <-ctx.Done():
+			return pos - off, ctx.Err()
+		}
+	}
+	r.c.link(r.repo, r.f.digest)
+	return n, nil
+}
+
+func (r *follower) copy(w io.Writer, from, to int64) (int64, error) {
+	buf := r.c.bufs.Get().(*[]byte)
+	defer r.c.bufs.Put(buf)
+	k, err := io.CopyBuffer(w, io.NewSectionReader(r.file, from, to-from), *buf)
+	if k > 0 && !r.sent {
+		r.sent = true
+		r.c.metrics.ttfb.Observe(time.Since(r.start).Seconds())
+	}
+	r.c.metrics.bytes.WithLabelValues("fill").Add(float64(k))
+	return k, err
+}
+
+func (r *follower) Close() error { return r.file.Close() }
