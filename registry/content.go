@@ -31,13 +31,15 @@ func (h *Handler) manifest(w *responseWriter, r *http.Request, req *request) err
 	return err
 }
 
+// setContentHeaders describes d. Keys are written in canonical form
+// directly: Header.Set would canonicalise them again on every request.
 func setContentHeaders(h http.Header, d oci.Descriptor) {
-	h.Set("Content-Type", d.MediaType)
+	h["Content-Type"] = []string{d.MediaType}
 	if d.Size >= 0 { // an upstream HEAD may not have said
-		h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
+		h["Content-Length"] = []string{strconv.FormatInt(d.Size, 10)}
 	}
-	h.Set("Docker-Content-Digest", d.Digest)
-	h.Set("ETag", `"`+d.Digest+`"`)
+	h["Docker-Content-Digest"] = []string{d.Digest}
+	h["Etag"] = []string{`"` + d.Digest + `"`}
 }
 
 func (h *Handler) blob(w *responseWriter, r *http.Request, req *request) error {

@@ -42,7 +42,7 @@ func (h *Handler) writeError(w *responseWriter, r *http.Request, err error) {
 	}
 	body, _ := json.Marshal(errorBody{Errors: []errorEntry{{Code: string(code), Message: msg}}})
 	hdr := w.Header()
-	for _, k := range []string{"Docker-Content-Digest", "ETag", "Accept-Ranges"} {
+	for _, k := range []string{"Docker-Content-Digest", "Etag", "Accept-Ranges"} {
 		hdr.Del(k)
 	}
 	hdr.Set("Content-Type", "application/json")
@@ -62,6 +62,13 @@ func (h *Handler) finish(w *responseWriter, r *http.Request, req *request, start
 		status = http.StatusOK
 	}
 	h.metrics.observe(route, r.Method, status, d)
+	level := slog.LevelInfo
+	if err != nil && status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !h.log.Enabled(r.Context(), level) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("method", r.Method),
 		slog.String("path", r.URL.Path),
@@ -74,12 +81,8 @@ func (h *Handler) finish(w *responseWriter, r *http.Request, req *request, start
 	if req.repo.Namespace != "" {
 		attrs = append(attrs, slog.String("repo", req.repo.Canonical()))
 	}
-	level := slog.LevelInfo
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))
-		if status >= 500 {
-			level = slog.LevelWarn
-		}
 	}
 	h.log.LogAttrs(r.Context(), level, "request", attrs...)
 }

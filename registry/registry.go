@@ -65,6 +65,17 @@ func New(router *route.Router, p Puller, opts ...Option) (*Handler, error) {
 	return h, nil
 }
 
+// apiVersion is sent on every response; never modified.
+var apiVersion = []string{"registry/2.0"}
+
+// nsParam is containerd's ?ns=<registry>, without parsing an empty query.
+func nsParam(r *http.Request) string {
+	if r.URL.RawQuery == "" {
+		return ""
+	}
+	return r.URL.Query().Get("ns")
+}
+
 // request is what one API call has learnt about itself, for the handlers,
 // the access line and the metrics.
 type request struct {
@@ -76,7 +87,7 @@ type request struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rw := &responseWriter{ResponseWriter: w}
-	rw.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	rw.Header()["Docker-Distribution-Api-Version"] = apiVersion
 	var req request
 	err := h.serve(rw, r, &req)
 	if err != nil {
@@ -94,12 +105,12 @@ func (h *Handler) serve(w *responseWriter, r *http.Request, req *request) error 
 	if p.Kind == route.KindBase {
 		return h.base(w, r)
 	}
-	repo, err := h.router.Resolve(p.Name, r.URL.Query().Get("ns"))
+	repo, err := h.router.Resolve(p.Name, nsParam(r))
 	if err != nil {
 		return err
 	}
 	req.repo = repo
-	w.Header().Set("OCI-Namespace", repo.Namespace)
+	w.Header()["Oci-Namespace"] = []string{repo.Namespace}
 	return h.dispatch(w, r, req)
 }
 

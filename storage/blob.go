@@ -60,12 +60,17 @@ func (s *Store) Stat(digest string) (BlobInfo, error) {
 	if _, err := parseDigest(digest); err != nil {
 		return BlobInfo{}, err
 	}
+	if info, ok := s.infos.Get(digest); ok {
+		return info, nil
+	}
 	var rec blobRecord
 	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, blobKey(digest), &rec) })
 	if err != nil {
 		return BlobInfo{}, fmt.Errorf("storage: stat %s: %w", digest, err)
 	}
-	return rec.info(digest), nil
+	info := rec.info(digest)
+	s.infos.Add(digest, info)
+	return info, nil
 }
 
 // OpenBlob opens a committed blob for reading; the caller closes the file.
@@ -112,7 +117,9 @@ func (s *Store) recordBlob(digest string, size int64, kind Kind, mediaType strin
 	if err := update(fn); err != nil {
 		return BlobInfo{}, fmt.Errorf("storage: record %s: %w", digest, err)
 	}
-	return rec.info(digest), nil
+	info := rec.info(digest)
+	s.infos.Add(digest, info)
+	return info, nil
 }
 
 // mergeBlobRecord applies a new commit to the existing record (zero if none).

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // Sentinel error kinds. Methods wrap them with context; test with errors.Is.
@@ -63,10 +64,16 @@ type Store struct {
 	log       *slog.Logger
 	node      NodeInfo
 	db        *badger.DB
-	seqMu     sync.Mutex // serialises seq-bumping transactions, so they do not conflict
+	infos     *lru.Cache[string, BlobInfo] // hot blob/ records, so a hit costs no transaction
+	seqMu     sync.Mutex                   // serialises seq-bumping transactions, so they do not conflict
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// blobInfoCacheSize is how many blob records stay in memory (about 200
+// bytes each). Every write of a blob/ record goes through recordBlob, which
+// refreshes it; whatever removes blobs must drop them here too.
+const blobInfoCacheSize = 8192
 
 // Open opens (creating if needed) the data directory dataDir: it creates the
 // layout, opens badger, empties tmp/ (leftovers of a crash), writes node.json
@@ -92,7 +99,8 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open badger in %s: %w", dataDir, err)
 	}
-	s := &Store{dir: dataDir, log: o.logger, db: db}
+	infos, _ := lru.New[string, BlobInfo](blobInfoCacheSize) // errors only for size <= 0
+	s := &Store{dir: dataDir, log: o.logger, db: db, infos: infos}
 	if err := s.init(o.site); err != nil {
 		db.Close()
 		return nil, err
