@@ -1,6 +1,7 @@
 package benchmarks
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -47,7 +48,7 @@ func (o *origin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(b)))
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(b))
 }
 
 // stack is one cairn node's API over a fresh data dir, in process.
