@@ -23,6 +23,9 @@ func (c *Cache) StatBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	}
 	info, err := c.store.Stat(dgst)
 	if err == nil {
+		if err := c.authorize(ctx, ns, repo, dgst, false); err != nil {
+			return oci.Descriptor{}, err
+		}
 		return oci.Descriptor{MediaType: oci.MediaTypeOctetStream, Digest: dgst, Size: info.Size}, nil
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
@@ -34,7 +37,11 @@ func (c *Cache) StatBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	if size, ok := c.fillSize(dgst); ok {
 		return oci.Descriptor{MediaType: oci.MediaTypeOctetStream, Digest: dgst, Size: size}, nil
 	}
-	d, err := ns.Upstream.HeadBlob(ctx, repo.Name, dgst)
+	var d upstream.Descriptor
+	err = c.guard(ctx, ns, ns.HeadTimeout, func(ctx context.Context) (err error) {
+		d, err = ns.Upstream.HeadBlob(ctx, repo.Name, dgst)
+		return err
+	})
 	if err != nil {
 		return oci.Descriptor{}, err
 	}
@@ -51,6 +58,10 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	}
 	b, err := c.openCommitted(dgst)
 	if err == nil {
+		if err := c.authorize(ctx, ns, repo, dgst, false); err != nil {
+			b.Close()
+			return nil, err
+		}
 		c.metrics.results.WithLabelValues("blob", "hit").Inc()
 		return b, nil
 	}
@@ -61,8 +72,16 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 		return nil, fmt.Errorf("blob %s in %s: %w", dgst, repo.Canonical(), ocierr.BlobUnknown)
 	}
 	c.metrics.results.WithLabelValues("blob", "miss").Inc()
-	src := upstreamSource{client: ns.Upstream, repo: repo.Name, digest: dgst}
-	return c.follow(ctx, c.startFill(ctx, ns, src, dgst), repo)
+	src := upstreamSource{c: c, ns: ns, repo: repo.Name, digest: dgst}
+	f, joined := c.startFill(ctx, ns, src, repo, dgst)
+	if joined && f.repo != repo {
+		// Someone else's fill: in a credentialed namespace this repository
+		// must be entitled to the digest before it reads along.
+		if err := c.authorize(ctx, ns, repo, dgst, false); err != nil {
+			return nil, err
+		}
+	}
+	return c.follow(ctx, f, repo)
 }
 
 // Source is where a fill reads a blob: the upstream registry now, a peer
@@ -73,14 +92,53 @@ type Source interface {
 	Open(ctx context.Context, offset int64) (*upstream.Blob, error)
 }
 
+// upstreamSource reads a blob from a namespace's upstream, under its
+// circuit breaker (no timeout: the fill's idle timer bounds the body).
 type upstreamSource struct {
-	client *upstream.Client
+	c      *Cache
+	ns     *Namespace
 	repo   string
 	digest string
 }
 
 func (s upstreamSource) Open(ctx context.Context, offset int64) (*upstream.Blob, error) {
-	return s.client.OpenBlob(ctx, s.repo, s.digest, offset)
+	var b *upstream.Blob
+	err := s.c.guard(ctx, s.ns, 0, func(ctx context.Context) (err error) {
+		b, err = s.ns.Upstream.OpenBlob(ctx, s.repo, s.digest, offset)
+		return err
+	})
+	return b, err
+}
+
+// authorize enforces tenancy in a credentialed namespace: repo is served
+// dgst only once linked, that is once the upstream served it for repo or
+// confirms it now with one HEAD (coalesced across concurrent requests).
+// With the upstream down an unlinked pair gets UNAVAILABLE. Anonymous
+// namespaces share content across repositories.
+func (c *Cache) authorize(ctx context.Context, ns *Namespace, repo route.Repo, dgst string, manifest bool) error {
+	if !ns.Private {
+		return nil
+	}
+	linked, err := c.store.Linked(repo.Namespace, repo.Name, dgst)
+	if err != nil || linked {
+		return err
+	}
+	key := "confirm\x00" + repo.Canonical() + "\x00" + dgst
+	_, err = shared(ctx, c, key, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, c.guard(ctx, ns, ns.HeadTimeout, func(ctx context.Context) (err error) {
+			if manifest {
+				_, err = ns.Upstream.HeadManifest(ctx, repo.Name, dgst, oci.DefaultAccept())
+			} else {
+				_, err = ns.Upstream.HeadBlob(ctx, repo.Name, dgst)
+			}
+			return err
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("confirming %s for %s with the upstream: %w", dgst, repo.Canonical(), err)
+	}
+	c.metrics.results.WithLabelValues("link", "confirmed").Inc()
+	return c.store.Link(repo.Namespace, repo.Name, dgst, storage.LinkConfirmed)
 }
 
 // fillSize is the size of a blob being filled, when its source has said.

@@ -9,6 +9,7 @@ import (
 
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/storage"
@@ -29,6 +30,20 @@ type Namespace struct {
 	ServeStale bool
 	// FillIdleTimeout fails a fill that receives nothing for this long.
 	FillIdleTimeout time.Duration
+	// ServeStaleOn404 also serves a tag's last known digest when the
+	// upstream answers 404 for it.
+	ServeStaleOn404 bool
+	// HeadTimeout bounds a HEAD to the upstream (revalidation, access
+	// confirmation); RequestTimeout a manifest GET or a tag list.
+	HeadTimeout, RequestTimeout time.Duration
+	// RateLimitFloor: below this many remaining pulls (the upstream's
+	// ratelimit-remaining), tags are served without revalidation until the
+	// window passes. 0 never skips.
+	RateLimitFloor int
+	// Private marks a namespace whose upstream is reached with
+	// credentials: a repository is served a digest only once the upstream
+	// served or confirmed it for that repository.
+	Private bool
 }
 
 // Cache resolves content for the registry. Safe for concurrent use.
@@ -36,6 +51,7 @@ type Cache struct {
 	store     *storage.Store
 	nss       map[string]*Namespace
 	manifests *lru.Cache[string, oci.Manifest] // small manifests by digest
+	referrers *referrersCache
 	now       func() time.Time
 	log       *slog.Logger
 	metrics   *metrics
@@ -45,6 +61,11 @@ type Cache struct {
 
 	mu       sync.Mutex
 	inflight map[string]*fill // by digest: one fill per digest, process-wide
+
+	flights  singleflight.Group  // coalesced manifest fetches, HEADs, confirmations
+	breakers map[string]*breaker // by namespace
+	breakAt  int                 // failures that open a breaker
+	cooldown time.Duration       // how long it stays open
 }
 
 // Option configures a Cache.
@@ -59,6 +80,12 @@ func WithClock(now func() time.Time) Option { return func(c *Cache) { c.now = no
 // WithRegisterer registers the cache's metrics (default: none).
 func WithRegisterer(reg prometheus.Registerer) Option {
 	return func(c *Cache) { c.reg = reg }
+}
+
+// WithBreaker sets the circuit breaker of every namespace: it opens after
+// failures upstream outages in a row, for cooldown (default 5, 30s).
+func WithBreaker(failures int, cooldown time.Duration) Option {
+	return func(c *Cache) { c.breakAt, c.cooldown = failures, cooldown }
 }
 
 // WithFillBound caps how long one fill may take in all (default 1h).
@@ -87,6 +114,9 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		log:       slog.New(slog.DiscardHandler),
 		fillBound: time.Hour,
 		inflight:  make(map[string]*fill),
+		breakers:  make(map[string]*breaker),
+		breakAt:   5,
+		cooldown:  30 * time.Second,
 	}
 	for i := range nss {
 		ns := nss[i]
@@ -97,8 +127,12 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 	}
 	c.bufs.New = func() any { b := make([]byte, copyBuffer); return &b }
 	c.manifests, _ = lru.New[string, oci.Manifest](manifestLRUSize) // errors only for size <= 0
+	c.referrers = newReferrersCache()
 	for _, o := range opts {
 		o(c)
+	}
+	for name := range c.nss {
+		c.breakers[name] = &breaker{threshold: max(c.breakAt, 1), cooldown: c.cooldown}
 	}
 	m, err := newMetrics(c.reg)
 	if err != nil {

@@ -29,6 +29,7 @@ const (
 // that waiting readers look again: no polling.
 type fill struct {
 	digest string
+	repo   route.Repo // who started it: linked once the source answers
 	start  time.Time
 
 	mu      sync.Mutex
@@ -52,8 +53,8 @@ type fillState struct {
 	changed <-chan struct{}
 }
 
-func newFill(dgst string) *fill {
-	return &fill{digest: dgst, start: time.Now(), size: -1, wake: make(chan struct{})}
+func newFill(repo route.Repo, dgst string) *fill {
+	return &fill{digest: dgst, repo: repo, start: time.Now(), size: -1, wake: make(chan struct{})}
 }
 
 func (f *fill) state() fillState {
@@ -71,21 +72,21 @@ func (f *fill) update(change func()) {
 	f.mu.Unlock()
 }
 
-// startFill returns the fill in flight for dgst, or starts one reading from
-// src. The fill runs on a context detached from the request's, so the
+// startFill returns the fill in flight for dgst (joined true), or starts
+// one for repo reading from src. The fill runs on a context detached from the request's, so the
 // client that started it may leave; it is bounded by fillBound and fails
 // after the namespace's FillIdleTimeout without progress.
-func (c *Cache) startFill(ctx context.Context, ns *Namespace, src Source, dgst string) *fill {
+func (c *Cache) startFill(ctx context.Context, ns *Namespace, src Source, repo route.Repo, dgst string) (f *fill, joined bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.inflight[dgst]; ok {
 		c.metrics.coalesced.Inc()
-		return f
+		return f, true
 	}
-	f := newFill(dgst)
+	f = newFill(repo, dgst)
 	c.inflight[dgst] = f
 	go c.runFill(context.WithoutCancel(ctx), f, src, ns.FillIdleTimeout)
-	return f
+	return f, false
 }
 
 func (c *Cache) runFill(ctx context.Context, f *fill, src Source, idle time.Duration) {
@@ -192,6 +193,7 @@ func (c *Cache) attach(f *fill, body *upstream.Blob) error {
 			return fmt.Errorf("fill %s: %w", f.digest, err)
 		}
 		f.update(func() { f.w, f.size, f.opened = w, body.Size, true })
+		c.link(f.repo, f.digest) // the source served it for this repository
 		return nil
 	}
 	switch body.Offset {

@@ -9,6 +9,7 @@ import (
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
+	"github.com/cairn-mirror/cairn/upstream"
 )
 
 // Manifest resolves ref (a tag or a digest) in repo. accept is the client's
@@ -27,6 +28,9 @@ func (c *Cache) Manifest(ctx context.Context, repo route.Repo, ref string, accep
 func (c *Cache) manifestByDigest(ctx context.Context, ns *Namespace, repo route.Repo, dgst string, accept []string) (oci.Manifest, error) {
 	m, err := c.localManifest(dgst)
 	if err == nil {
+		if err := c.authorize(ctx, ns, repo, dgst, true); err != nil {
+			return oci.Manifest{}, err
+		}
 		c.metrics.results.WithLabelValues("manifest", "hit").Inc()
 		return m, nil
 	}
@@ -37,7 +41,10 @@ func (c *Cache) manifestByDigest(ctx context.Context, ns *Namespace, repo route.
 		return oci.Manifest{}, fmt.Errorf("manifest %s in %s: %w", dgst, repo.Canonical(), ocierr.ManifestUnknown)
 	}
 	c.metrics.results.WithLabelValues("manifest", "miss").Inc()
-	return c.fetchManifest(ctx, ns, repo, dgst, accept)
+	key := "manifest\x00" + repo.Canonical() + "\x00" + dgst
+	return shared(ctx, c, key, func(ctx context.Context) (oci.Manifest, error) {
+		return c.fetchManifest(ctx, ns, repo, dgst, accept)
+	})
 }
 
 // localManifest reads a committed manifest, from memory when it is small
@@ -76,7 +83,11 @@ func (c *Cache) fetchManifest(ctx context.Context, ns *Namespace, repo route.Rep
 	if len(accept) == 0 {
 		accept = oci.DefaultAccept()
 	}
-	um, err := ns.Upstream.Manifest(ctx, repo.Name, ref, accept)
+	var um *upstream.Manifest
+	err := c.guard(ctx, ns, ns.RequestTimeout, func(ctx context.Context) (err error) {
+		um, err = ns.Upstream.Manifest(ctx, repo.Name, ref, accept)
+		return err
+	})
 	if err != nil {
 		return oci.Manifest{}, err
 	}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
+	"github.com/cairn-mirror/cairn/upstream"
 )
 
 // sourceUpstream marks tag records learnt from the upstream: the only ones
@@ -23,16 +25,23 @@ func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Rep
 		return oci.Manifest{}, err
 	}
 	usable := known && oci.Acceptable(rec.MediaType, accept)
-	if usable && c.fresh(ns, rec) {
+	if usable && (c.fresh(ns, rec) || c.rateLimited(ns)) {
 		if m, err := c.localManifest(rec.Digest); err == nil {
-			c.metrics.results.WithLabelValues("tag", "hit").Inc()
+			result := "hit"
+			if !c.fresh(ns, rec) {
+				result = "ratelimit_skip" // the upstream's budget is nearly spent
+			}
+			c.metrics.results.WithLabelValues("tag", result).Inc()
 			return m, nil
 		}
 	}
 	if ns.Upstream == nil {
 		return oci.Manifest{}, fmt.Errorf("tag %s in %s: %w", tag, repo.Canonical(), ocierr.ManifestUnknown)
 	}
-	m, err := c.refreshTag(ctx, ns, repo, tag, accept, rec, usable)
+	key := "tag\x00" + repo.Canonical() + "\x00" + tag + "\x00" + strings.Join(accept, ",")
+	m, err := shared(ctx, c, key, func(ctx context.Context) (oci.Manifest, error) {
+		return c.refreshTag(ctx, ns, repo, tag, accept, rec, usable)
+	})
 	if err == nil || !usable || !c.staleAllowed(ns, err) {
 		return m, err
 	}
@@ -52,20 +61,30 @@ func (c *Cache) fresh(ns *Namespace, rec storage.TagRecord) bool {
 }
 
 // staleAllowed: outages, timeouts, 429 and 5xx serve the last known digest;
-// 401, 403 and 404 never do.
+// 401 and 403 never do; 404 only where the namespace says so.
 func (c *Cache) staleAllowed(ns *Namespace, err error) bool {
-	return ns.ServeStale && (errors.Is(err, ocierr.Unavailable) || errors.Is(err, ocierr.TooManyRequests))
+	if !ns.ServeStale {
+		return false
+	}
+	gone := errors.Is(err, ocierr.ManifestUnknown) || errors.Is(err, ocierr.NameUnknown)
+	return errors.Is(err, ocierr.Unavailable) || errors.Is(err, ocierr.TooManyRequests) || (gone && ns.ServeStaleOn404)
 }
 
 // refreshTag asks the upstream about a tag: one HEAD when a usable record
-// exists (HEADs are not counted against Docker Hub's pull limit), a GET when
-// the digest moved or nothing is known.
+// exists (HEADs are not counted against Docker Hub's pull limit), then the
+// manifest by digest only if the tag moved to one not held; a GET by tag
+// when nothing is known.
 func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, tag string, accept []string, rec storage.TagRecord, usable bool) (oci.Manifest, error) {
 	if len(accept) == 0 {
 		accept = oci.DefaultAccept()
 	}
+	ref := tag
 	if usable {
-		desc, err := ns.Upstream.HeadManifest(ctx, repo.Name, tag, accept)
+		var desc upstream.Descriptor
+		err := c.guard(ctx, ns, ns.HeadTimeout, func(ctx context.Context) (err error) {
+			desc, err = ns.Upstream.HeadManifest(ctx, repo.Name, tag, accept)
+			return err
+		})
 		if err != nil {
 			return oci.Manifest{}, err
 		}
@@ -75,9 +94,12 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 				return m, c.store.MarkChecked(repo.Namespace, repo.Name, tag, c.now())
 			}
 		}
+		if desc.Digest != "" {
+			ref = desc.Digest // the tag moved: fetch what the HEAD named
+		}
 	}
 	c.metrics.results.WithLabelValues("tag", "miss").Inc()
-	m, err := c.fetchManifest(ctx, ns, repo, tag, accept)
+	m, err := c.movedTo(ctx, ns, repo, ref, accept)
 	if err != nil || !(isIndex(m.MediaType) || takesAnyIndex(accept)) {
 		// A client that cannot take every kind of index may have been
 		// given one platform's manifest in place of the tag's index: it
@@ -89,6 +111,17 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 		Digest: m.Digest, MediaType: m.MediaType, Source: sourceUpstream, CheckedAt: c.now(),
 	})
 	return m, err
+}
+
+// movedTo returns the manifest ref names: held already if ref is a digest
+// this repository may read, else from the upstream.
+func (c *Cache) movedTo(ctx context.Context, ns *Namespace, repo route.Repo, ref string, accept []string) (oci.Manifest, error) {
+	if route.IsDigest(ref) {
+		if m, err := c.localManifest(ref); err == nil && c.authorize(ctx, ns, repo, ref, true) == nil {
+			return m, nil
+		}
+	}
+	return c.fetchManifest(ctx, ns, repo, ref, accept)
 }
 
 func isIndex(mediaType string) bool {
@@ -111,9 +144,21 @@ func (c *Cache) Tags(ctx context.Context, repo route.Repo, n int, last string) (
 	}
 	var upErr error
 	if ns.Upstream != nil {
-		tags, more, err := ns.Upstream.Tags(ctx, repo.Name, n, last)
-		if err == nil || !c.staleAllowed(ns, err) {
-			return tags, more, err
+		var tags []string
+		var more bool
+		err := c.guard(ctx, ns, ns.RequestTimeout, func(ctx context.Context) (err error) {
+			tags, more, err = ns.Upstream.Tags(ctx, repo.Name, n, last)
+			return err
+		})
+		if err == nil {
+			// Registries that ignore n and last (distribution 2.8) or do
+			// not sort: the answer is sorted and paged here either way.
+			slices.Sort(tags)
+			page, trimmed := page(tags, n, last)
+			return page, more || trimmed, nil
+		}
+		if !c.staleAllowed(ns, err) {
+			return nil, false, err
 		}
 		upErr = err
 	}

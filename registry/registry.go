@@ -124,7 +124,7 @@ func (h *Handler) dispatch(w *responseWriter, r *http.Request, req *request) err
 	case req.path.Kind == route.KindTags && read:
 		return h.tags(w, r, req)
 	case req.path.Kind == route.KindReferrers:
-		return ocierr.WithStatus(fmt.Errorf("the referrers API is not served yet: %w", ocierr.Unsupported), http.StatusNotFound)
+		return h.referrers(w, r, req)
 	case req.path.Kind == route.KindUploads || !read:
 		return fmt.Errorf("%s %s: this cairn node is pull-only: %w", r.Method, req.path.Kind, ocierr.Unsupported)
 	}

@@ -36,6 +36,7 @@ type Client struct {
 	base      http.RoundTripper // under ggcr's transports: scheme pinning, ping metrics
 	cache     *lru.Cache[string, http.RoundTripper]
 	builds    singleflight.Group
+	limits    rateLimits
 }
 
 // New returns a client for the registry at rawURL (http or https, no

@@ -48,6 +48,7 @@ func (c *Client) attempt(ctx context.Context, op, repo string, req *http.Request
 	if err != nil {
 		return nil, requestError(c.namespace, op, err)
 	}
+	c.noteRateLimit(resp.Header)
 	return resp, nil
 }
 

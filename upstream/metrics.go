@@ -22,8 +22,10 @@ const (
 // and share them between clients; a nil *Metrics records nothing. Labels are
 // bounded: namespace, op and status code only.
 type Metrics struct {
-	requests *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	requests  *prometheus.CounterVec
+	duration  *prometheus.HistogramVec
+	remaining *prometheus.GaugeVec
+	limit     *prometheus.GaugeVec
 }
 
 // NewMetrics builds the metrics and registers them on reg (nil: not
@@ -41,9 +43,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"namespace", "op"}),
 	}
+	m.remaining = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cairn_upstream_ratelimit_remaining",
+		Help: "The upstream's ratelimit-remaining header, last seen, by namespace.",
+	}, []string{"namespace"})
+	m.limit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "cairn_upstream_ratelimit_limit",
+		Help: "The upstream's ratelimit-limit header, last seen, by namespace.",
+	}, []string{"namespace"})
 	if reg != nil {
 		m.requests = register(reg, m.requests)
 		m.duration = register(reg, m.duration)
+		m.remaining = register(reg, m.remaining)
+		m.limit = register(reg, m.limit)
 	}
 	return m
 }
@@ -74,4 +86,12 @@ func (m *Metrics) observe(namespace, op string, status int, d time.Duration) {
 	}
 	m.requests.WithLabelValues(namespace, op, label).Inc()
 	m.duration.WithLabelValues(namespace, op).Observe(d.Seconds())
+}
+
+func (m *Metrics) rateLimit(namespace string, rl RateLimit) {
+	if m == nil {
+		return
+	}
+	m.remaining.WithLabelValues(namespace).Set(float64(rl.Remaining))
+	m.limit.WithLabelValues(namespace).Set(float64(rl.Limit))
 }

@@ -21,12 +21,14 @@ type options struct {
 	logger    *slog.Logger
 	metrics   *Metrics
 	userAgent string
+	now       func() time.Time
 }
 
 // Defaults: anonymous, two retries starting at 100ms, a discard logger, no
 // metrics, and a clone of http.DefaultTransport with bounded timeouts.
 func defaultOptions() options {
 	return options{
+		now:     time.Now,
 		retries: 2,
 		backoff: 100 * time.Millisecond,
 		logger:  slog.New(slog.DiscardHandler),
@@ -92,3 +94,7 @@ func defaultTransport() http.RoundTripper {
 	t.MaxIdleConnsPerHost = 32
 	return t
 }
+
+// WithClock sets the clock that stamps rate-limit readings (tests that
+// inject the cache's clock inject the same one here).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }

@@ -103,7 +103,10 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	if err != nil {
 		return nil, err
 	}
-	c, err := cache.New(store, nss, cache.WithLogger(log.With("component", "cache")), cache.WithRegisterer(reg))
+	c, err := cache.New(store, nss,
+		cache.WithLogger(log.With("component", "cache")),
+		cache.WithRegisterer(reg),
+		cache.WithBreaker(cfg.Cache.BreakerFailures, cfg.Cache.BreakerCooldown.D()))
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,11 @@ func cacheNamespace(u config.Upstream, m *upstream.Metrics, log *slog.Logger) (c
 		TagTTL:          u.TagTTL.D(),
 		ServeStale:      *u.ServeStale,
 		FillIdleTimeout: u.FillIdleTimeout.D(),
+		ServeStaleOn404: *u.ServeStaleOn404,
+		HeadTimeout:     u.HeadTimeout.D(),
+		RequestTimeout:  u.RequestTimeout.D(),
+		RateLimitFloor:  u.RateLimitFloor,
+		Private:         u.Username != "" || u.Keychain,
 	}
 	if !u.Mirror() {
 		return ns, nil

@@ -36,13 +36,26 @@ type Cache struct {
 	ServeStale *bool `yaml:"serve_stale"`
 	// FillIdleTimeout fails a fill that receives nothing for this long.
 	FillIdleTimeout Duration `yaml:"fill_idle_timeout"`
+	// ServeStaleOn404 also serves the last known digest of a tag the
+	// upstream answers 404 for (a tag deleted upstream keeps working).
+	ServeStaleOn404 *bool `yaml:"serve_stale_on_404"`
+	// HeadTimeout bounds a revalidating HEAD: a dead upstream costs a
+	// client of a cached tag no more than this.
+	HeadTimeout Duration `yaml:"head_timeout"`
+	// RequestTimeout bounds a manifest GET or a tag list from the upstream.
+	RequestTimeout Duration `yaml:"request_timeout"`
+	// BreakerFailures consecutive upstream failures open a namespace's
+	// circuit breaker: for BreakerCooldown cairn answers from its cache
+	// (or with 503) without asking the upstream, then lets one request try.
+	BreakerFailures int      `yaml:"breaker_failures"`
+	BreakerCooldown Duration `yaml:"breaker_cooldown"`
 }
 
 // Upstream is one namespace: a mirror of the registry at URL, or, without a
 // URL, a hosted namespace (a private registry, or an air-gapped copy).
 //
-// After ApplyDefaults, LibraryPrefix, TagTTL, ServeStale and FillIdleTimeout
-// are never nil: consumers read them directly.
+// After ApplyDefaults, LibraryPrefix and the per-namespace overrides of the
+// cache section are never nil: consumers read them directly.
 type Upstream struct {
 	// Name is the registry host the namespace stands for (docker.io, ghcr.io,
 	// localhost:5000).
@@ -64,6 +77,13 @@ type Upstream struct {
 	TagTTL          *Duration `yaml:"tag_ttl"`
 	ServeStale      *bool     `yaml:"serve_stale"`
 	FillIdleTimeout *Duration `yaml:"fill_idle_timeout"`
+	ServeStaleOn404 *bool     `yaml:"serve_stale_on_404"`
+	HeadTimeout     *Duration `yaml:"head_timeout"`
+	RequestTimeout  *Duration `yaml:"request_timeout"`
+	// RateLimitFloor: when the upstream's ratelimit-remaining header falls
+	// below this, tags are served from the cache without revalidation until
+	// the rate-limit window has passed. 0 never skips.
+	RateLimitFloor int `yaml:"ratelimit_floor,omitempty"`
 }
 
 // Mirror reports whether the namespace mirrors an upstream registry (it has

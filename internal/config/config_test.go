@@ -54,22 +54,29 @@ func TestLoadFull(t *testing.T) {
 	c := mustLoad(t, fullYAML)
 	want := &Config{
 		Version: 1, Listen: ":5000", AdminListen: "127.0.0.1:9090", DataDir: "./data", Site: "default",
-		Log:   Log{Level: "info", Format: "text"},
-		Cache: Cache{TagTTL: Duration(5 * time.Minute), ServeStale: ptr(true), FillIdleTimeout: Duration(2 * time.Minute)},
+		Log: Log{Level: "info", Format: "text"},
+		Cache: Cache{
+			TagTTL: Duration(5 * time.Minute), ServeStale: ptr(true), FillIdleTimeout: Duration(2 * time.Minute),
+			ServeStaleOn404: ptr(false), HeadTimeout: Duration(3 * time.Second), RequestTimeout: Duration(15 * time.Second),
+			BreakerFailures: 5, BreakerCooldown: Duration(30 * time.Second),
+		},
 		Upstreams: []Upstream{
 			{
 				Name: "docker.io", URL: "https://registry-1.docker.io",
 				Aliases:       []string{"index.docker.io", "registry-1.docker.io"},
 				LibraryPrefix: ptr(true), Default: true,
 				TagTTL: ptr(Duration(10 * time.Minute)), ServeStale: ptr(true), FillIdleTimeout: ptr(Duration(2 * time.Minute)),
+				ServeStaleOn404: ptr(false), HeadTimeout: ptr(Duration(3 * time.Second)), RequestTimeout: ptr(Duration(15 * time.Second)),
 			},
 			{
 				Name: "ghcr.io", URL: "https://ghcr.io", LibraryPrefix: ptr(false),
 				TagTTL: ptr(Duration(5 * time.Minute)), ServeStale: ptr(true), FillIdleTimeout: ptr(Duration(2 * time.Minute)),
+				ServeStaleOn404: ptr(false), HeadTimeout: ptr(Duration(3 * time.Second)), RequestTimeout: ptr(Duration(15 * time.Second)),
 			},
 			{
 				Name: "registry.internal", LibraryPrefix: ptr(false),
 				TagTTL: ptr(Duration(5 * time.Minute)), ServeStale: ptr(true), FillIdleTimeout: ptr(Duration(2 * time.Minute)),
+				ServeStaleOn404: ptr(false), HeadTimeout: ptr(Duration(3 * time.Second)), RequestTimeout: ptr(Duration(15 * time.Second)),
 			},
 		},
 	}

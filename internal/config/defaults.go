@@ -47,6 +47,22 @@ const (
 	// that a stuck connection does not hold waiting clients forever.
 	DefaultFillIdleTimeout = 2 * time.Minute
 
+	// DefaultHeadTimeout: a HEAD to a healthy registry takes well under a
+	// second; three seconds tells a dead one from a slow one without making
+	// clients of cached tags wait long.
+	DefaultHeadTimeout = 3 * time.Second
+
+	// DefaultRequestTimeout bounds a manifest GET or tag list (small bodies).
+	DefaultRequestTimeout = 15 * time.Second
+
+	// DefaultBreakerFailures opens the circuit after five failures in a row:
+	// one flaky answer does not cut the upstream off, a dead one soon is.
+	DefaultBreakerFailures = 5
+
+	// DefaultBreakerCooldown: how long an open circuit answers from the
+	// cache before one request probes the upstream again.
+	DefaultBreakerCooldown = 30 * time.Second
+
 	// dockerHub is the one namespace whose library_prefix defaults to true:
 	// Docker Hub serves official images under library/.
 	dockerHub = "docker.io"
@@ -73,6 +89,15 @@ func (c *Config) ApplyDefaults() {
 	if c.Cache.FillIdleTimeout == 0 {
 		c.Cache.FillIdleTimeout = Duration(DefaultFillIdleTimeout)
 	}
+	if c.Cache.ServeStaleOn404 == nil {
+		c.Cache.ServeStaleOn404 = ptr(false) // a 404 usually means the tag is gone
+	}
+	setDuration(&c.Cache.HeadTimeout, DefaultHeadTimeout)
+	setDuration(&c.Cache.RequestTimeout, DefaultRequestTimeout)
+	setDuration(&c.Cache.BreakerCooldown, DefaultBreakerCooldown)
+	if c.Cache.BreakerFailures == 0 {
+		c.Cache.BreakerFailures = DefaultBreakerFailures
+	}
 	for i := range c.Upstreams {
 		u := &c.Upstreams[i]
 		if u.LibraryPrefix == nil {
@@ -87,6 +112,15 @@ func (c *Config) ApplyDefaults() {
 		if u.FillIdleTimeout == nil {
 			u.FillIdleTimeout = ptr(c.Cache.FillIdleTimeout)
 		}
+		if u.ServeStaleOn404 == nil {
+			u.ServeStaleOn404 = ptr(*c.Cache.ServeStaleOn404)
+		}
+		if u.HeadTimeout == nil {
+			u.HeadTimeout = ptr(c.Cache.HeadTimeout)
+		}
+		if u.RequestTimeout == nil {
+			u.RequestTimeout = ptr(c.Cache.RequestTimeout)
+		}
 		if len(u.Aliases) == 0 {
 			u.Aliases = nil // `aliases: []` and no key mean the same
 		}
@@ -100,3 +134,9 @@ func setString(s *string, def string) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func setDuration(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
+	}
+}

@@ -67,6 +67,12 @@ func (c *Config) Validate() error {
 	}
 	p.check("cache.tag_ttl", checkDuration(c.Cache.TagTTL))
 	p.check("cache.fill_idle_timeout", checkDuration(c.Cache.FillIdleTimeout))
+	p.check("cache.head_timeout", checkDuration(c.Cache.HeadTimeout))
+	p.check("cache.request_timeout", checkDuration(c.Cache.RequestTimeout))
+	p.check("cache.breaker_cooldown", checkDuration(c.Cache.BreakerCooldown))
+	if c.Cache.BreakerFailures < 0 {
+		p.addf("cache.breaker_failures", "must be > 0, got %d", c.Cache.BreakerFailures)
+	}
 	c.validateUpstreams(&p)
 	if len(p) == 0 {
 		return nil
@@ -135,6 +141,14 @@ func (u Upstream) validate(at string, p *problems) {
 	}
 	if u.FillIdleTimeout != nil {
 		p.check(at+".fill_idle_timeout", checkDuration(*u.FillIdleTimeout))
+	}
+	for name, d := range map[string]*Duration{"head_timeout": u.HeadTimeout, "request_timeout": u.RequestTimeout} {
+		if d != nil {
+			p.check(at+"."+name, checkDuration(*d))
+		}
+	}
+	if u.RateLimitFloor < 0 {
+		p.addf(at+".ratelimit_floor", "must be >= 0, got %d", u.RateLimitFloor)
 	}
 	u.validateCredentials(at, p)
 }

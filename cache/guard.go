@@ -1,0 +1,103 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cairn-mirror/cairn/internal/ocierr"
+)
+
+// errCircuitOpen answers requests that would need an upstream whose
+// circuit breaker is open.
+var errCircuitOpen = errors.New("upstream circuit open after repeated failures")
+
+// breaker is one namespace's circuit breaker. After `threshold` upstream
+// outages in a row it opens for `cooldown`: requests are answered from the
+// cache or fail fast. Then one request at a time probes the upstream; a
+// success closes it. Only outages count: a 404, 401 or 429 means the
+// upstream is alive.
+type breaker struct {
+	threshold int
+	cooldown  time.Duration
+
+	mu        sync.Mutex
+	failures  int
+	openUntil time.Time
+	probing   bool
+}
+
+func (b *breaker) allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failures < b.threshold {
+		return true
+	}
+	if now.Before(b.openUntil) || b.probing {
+		return false
+	}
+	b.probing = true
+	return true
+}
+
+func (b *breaker) record(err error, now time.Time) {
+	if errors.Is(err, context.Canceled) {
+		return // the client left; says nothing about the upstream
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.probing = false
+	if !errors.Is(err, ocierr.Unavailable) {
+		b.failures = 0
+		return
+	}
+	b.failures++
+	if b.failures >= b.threshold {
+		b.openUntil = now.Add(b.cooldown)
+	}
+}
+
+// guard runs one upstream call of ns under its breaker and a timeout.
+func (c *Cache) guard(ctx context.Context, ns *Namespace, timeout time.Duration, call func(context.Context) error) error {
+	b := c.breakers[ns.Name]
+	if !b.allow(c.now()) {
+		return fmt.Errorf("namespace %s: %w: %w", ns.Name, errCircuitOpen, ocierr.Unavailable)
+	}
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err := call(ctx)
+	b.record(err, c.now())
+	return err
+}
+
+// shared runs call once for every concurrent caller with the same key (one
+// upstream request for a herd). The call runs detached from any one
+// caller's context, so the first client leaving does not fail the others;
+// the guard's timeouts bound it. Each caller still stops waiting when its
+// own ctx ends.
+func shared[T any](ctx context.Context, c *Cache, key string, call func(context.Context) (T, error)) (T, error) {
+	ch := c.flights.DoChan(key, func() (any, error) { return call(context.WithoutCancel(ctx)) })
+	select {
+	case r := <-ch:
+		v, _ := r.Val.(T)
+		return v, r.Err
+	case <-ctx.Done():
+		var zero T
+		return zero, ctx.Err()
+	}
+}
+
+// rateLimited reports whether ns's upstream said its pull budget is under
+// the configured floor, within the window it gave.
+func (c *Cache) rateLimited(ns *Namespace) bool {
+	if ns.RateLimitFloor <= 0 || ns.Upstream == nil {
+		return false
+	}
+	rl, ok := ns.Upstream.RateLimit()
+	return ok && rl.Remaining < ns.RateLimitFloor && c.now().Before(rl.Seen.Add(rl.Window))
+}
