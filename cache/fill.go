@@ -85,6 +85,7 @@ func (c *Cache) startFill(ctx context.Context, ns *Namespace, src Source, repo r
 	}
 	f = newFill(repo, dgst)
 	c.inflight[dgst] = f
+	c.metrics.inflight.Inc()
 	go c.runFill(context.WithoutCancel(ctx), f, src, ns.FillIdleTimeout)
 	return f, false
 }
@@ -92,24 +93,24 @@ func (c *Cache) startFill(ctx context.Context, ns *Namespace, src Source, repo r
 func (c *Cache) runFill(ctx context.Context, f *fill, src Source, idle time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, c.fillBound)
 	defer cancel()
-	c.metrics.inflight.Inc()
-	defer c.metrics.inflight.Dec()
 	result, err := c.pump(ctx, f, src, idle)
 	if err == nil {
 		result, err = c.commitFill(f)
 	} else if st := f.state(); st.w != nil {
 		st.w.Abort()
 	}
-	c.mu.Lock()
-	delete(c.inflight, f.digest) // the next request finds the blob, or starts afresh
-	c.mu.Unlock()
-	f.update(func() { f.done, f.err = true, err })
+	// Metrics first, so that a reader who sees the end sees it counted.
 	c.metrics.fills.WithLabelValues(result).Inc()
 	if err == nil {
 		c.metrics.fillTime.Observe(time.Since(f.start).Seconds())
 	} else {
 		c.log.Warn("fill failed", "digest", f.digest, "result", result, "err", err)
 	}
+	c.mu.Lock()
+	delete(c.inflight, f.digest) // the next request finds the blob, or starts afresh
+	c.metrics.inflight.Dec()
+	c.mu.Unlock()
+	f.update(func() { f.done, f.err = true, err })
 }
 
 func (c *Cache) commitFill(f *fill) (string, error) {
@@ -161,7 +162,7 @@ func (c *Cache) pumpBody(ctx context.Context, f *fill, src Source, idle time.Dur
 		return err
 	}
 	defer body.Body.Close()
-	if err := c.attach(f, body); err != nil {
+	if err := c.attach(f, body, timer, idle); err != nil {
 		return err
 	}
 	for {
@@ -185,7 +186,7 @@ func (c *Cache) pumpBody(ctx context.Context, f *fill, src Source, idle time.Dur
 // the size and creates the temp file; a resumed one must start where the
 // fill is, or at 0 (a source that ignored Range), whose head is skipped:
 // those bytes are already written, hashed and verified with the rest.
-func (c *Cache) attach(f *fill, body *upstream.Blob) error {
+func (c *Cache) attach(f *fill, body *upstream.Blob, timer *time.Timer, idle time.Duration) error {
 	st := f.state()
 	if !st.opened {
 		w, err := c.store.NewWriter(f.digest, body.Size)
@@ -200,10 +201,26 @@ func (c *Cache) attach(f *fill, body *upstream.Blob) error {
 	case st.written:
 		return nil
 	case 0:
-		_, err := io.CopyN(io.Discard, body.Body, st.written)
-		return err
+		return c.skip(f, body, st.written, timer, idle)
 	}
 	return fmt.Errorf("fill %s: resumed at %d, want %d: %w", f.digest, body.Offset, st.written, ocierr.Unavailable)
+}
+
+// skip reads past the n bytes already written, under the idle timer: a
+// source that ignores Range but keeps sending is making progress.
+func (c *Cache) skip(f *fill, body *upstream.Blob, n int64, timer *time.Timer, idle time.Duration) error {
+	buf := make([]byte, 32<<10)
+	for left := n; left > 0; {
+		timer.Reset(idle)
+		k, err := body.Body.Read(buf[:min(int64(len(buf)), left)])
+		timer.Stop()
+		left -= int64(k)
+		c.metrics.fetched.Add(float64(k))
+		if left > 0 && err != nil {
+			return fmt.Errorf("fill %s: skipping to %d: %w: %w", f.digest, n, err, ocierr.Unavailable)
+		}
+	}
+	return nil
 }
 
 // append writes to the temp file and wakes the readers.

@@ -27,8 +27,15 @@ func (c *Cache) follow(ctx context.Context, f *fill, repo route.Repo) (oci.Blob,
 		case st.done:
 			c.link(repo, f.digest)
 			return c.openCommitted(f.digest)
-		case st.opened && st.size >= 0:
-			return c.newFollower(f, st, repo, start)
+		case st.opened && st.size > 0:
+			// (An empty or unsized blob has no last byte to hold back:
+			// its readers wait for the verified file.)
+			b, err := c.newFollower(f, st, repo, start)
+			if !errors.Is(err, os.ErrClosed) {
+				return b, err
+			}
+			// The fill finished between the snapshot and now: st.changed
+			// closes when it sets done.
 		}
 		select {
 		case <-st.changed:
@@ -48,10 +55,6 @@ func (c *Cache) openCommitted(dgst string) (oci.Blob, error) {
 
 func (c *Cache) newFollower(f *fill, st fillState, repo route.Repo, start time.Time) (oci.Blob, error) {
 	file, err := st.w.OpenReader()
-	if errors.Is(err, os.ErrClosed) {
-		// The fill finished between the snapshot and now.
-		return c.follow(context.Background(), f, repo)
-	}
 	if err != nil {
 		return nil, err
 	}

@@ -41,8 +41,8 @@ func pullAll(t *testing.T, ctd *containerd, node *cairnNode, fx *fixture, what s
 
 // TestPullThrough runs containerd and skopeo against cairn in front of two
 // docker-registry upstreams: cold pulls, lazy index children, one upstream
-// fetch per blob, a warm cache, the path-prefix namespace form, and a
-// restart with the upstreams gone.
+// fetch per blob, a warm cache, the path-prefix namespace form, the
+// upstreams gone, and a restart with the upstreams still gone.
 func TestPullThrough(t *testing.T) {
 	requireTools(t, "containerd", "ctr", "skopeo", "docker-registry")
 	bin := cairnBinary(t)
@@ -71,10 +71,14 @@ func TestPullThrough(t *testing.T) {
 		{"one upstream GET per blob", func(t *testing.T) { checkOneFetchPerBlob(t, dockerHub, ghcr, fx) }},
 		{"warm pulls", func(t *testing.T) { checkWarmPulls(t, ctd, node, dockerHub, ghcr, fx) }},
 		{"skopeo through the path prefix", func(t *testing.T) { checkSkopeo(t, node, fx) }},
-		{"restart with upstreams down", func(t *testing.T) {
-			node.stop(t)
+		{"upstreams down", func(t *testing.T) {
 			_ = dockerHub.proc.stop()
 			_ = ghcr.proc.stop()
+			ctd.clear(t) // a containerd with an empty content store
+			pullAll(t, ctd, node, fx, "CAIRN BUG? pull from cache with the upstreams stopped")
+		}},
+		{"restart with upstreams down", func(t *testing.T) {
+			node.stop(t)
 			if err := node.start(t); err != nil {
 				t.Fatalf("restart cairn on the same data dir: %v", err)
 			}

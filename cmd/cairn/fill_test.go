@@ -82,6 +82,12 @@ func TestHerdOneUpstreamGet(t *testing.T) {
 	if gets, _ := up.count(); gets != 1 {
 		t.Errorf("upstream blob GETs = %d, want exactly 1 for 64 clients", gets)
 	}
+	m := metricsOf(t, n)
+	for _, want := range []string{`cairn_cache_fills_total{result="committed"} 1`, "cairn_cache_fills_in_flight 0"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // fullRead reads the whole blob, calling first after the first byte.
@@ -143,6 +149,14 @@ func TestFillOutlivesItsClients(t *testing.T) {
 		}()
 	}
 	waitFor(t, wgDone(&left), 20*time.Second, "the clients to hang up")
+	// Release the upstream only once the server has seen every client
+	// go (their access lines), so the fill really is on its own.
+	for i := 0; strings.Count(n.logs.String(), `"path":"/v2/library/x/blobs/`) < 3; i++ {
+		if i == 400 { // bounded: 20 s
+			t.Fatal("the server never noticed the clients leaving")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	close(gate)
 	if resp, body := get(t, "GET", url); resp.StatusCode != 200 || !bytes.Equal(body, up.data) {
 		t.Fatalf("after every reader left: status %d, right bytes %v", resp.StatusCode, bytes.Equal(body, up.data))

@@ -37,6 +37,10 @@ type counting struct {
 	lie bool
 	// throttle, when set, answers manifest requests 429 with Retry-After: 7.
 	throttle bool
+	// down, when set, drops every connection without an answer.
+	down bool
+	// remaining, when set, is sent as Docker Hub's ratelimit-remaining.
+	remaining string
 }
 
 func newUpstream(t *testing.T) *counting {
@@ -46,9 +50,17 @@ func newUpstream(t *testing.T) *counting {
 	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.mu.Lock()
 		u.reqs[r.Method+" "+r.URL.Path]++
-		lie, throttle := u.lie, u.throttle
+		lie, throttle, down, remaining := u.lie, u.throttle, u.down, u.remaining
 		u.mu.Unlock()
+		if remaining != "" {
+			w.Header().Set("Ratelimit-Limit", "100;w=21600")
+			w.Header().Set("Ratelimit-Remaining", remaining+";w=21600")
+		}
 		switch {
+		case down:
+			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				conn.Close()
+			}
 		case throttle && strings.Contains(r.URL.Path, "/manifests/"):
 			w.Header().Set("Retry-After", "7")
 			w.WriteHeader(http.StatusTooManyRequests)
@@ -79,6 +91,12 @@ func serveTagsWithLink(reg http.Handler, w http.ResponseWriter, r *http.Request)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(rec.Code)
 	_, _ = w.Write(rec.Body.Bytes())
+}
+
+func (u *counting) setDown(down bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.down = down
 }
 
 // reset forgets the requests counted so far (the seeding client's).
@@ -187,15 +205,17 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// testConfig writes a config file for the upstreams and loads it through
-// the same path `cairn serve -c` uses.
-func testConfig(t *testing.T, dataDir, docker, ghcr string) *config.Config {
+// testConfig writes a config file for the upstreams, with any extra
+// top-level sections, and loads it through the same path `cairn serve -c`
+// uses.
+func testConfig(t *testing.T, dataDir, docker, ghcr string, extra ...string) *config.Config {
 	t.Helper()
 	yaml := fmt.Sprintf(`version: 1
 listen: "127.0.0.1:0"
 admin_listen: "127.0.0.1:0"
 data_dir: %q
 log: {level: debug, format: json}
+`+strings.Join(extra, "\n")+`
 upstreams:
   - name: docker.io
     url: http://%s

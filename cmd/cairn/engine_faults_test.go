@@ -1,0 +1,164 @@
+package main
+
+import (
+	"crypto/rand"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// blobServer serves one blob; handler decides per GET number.
+func blobServer(t *testing.T, data []byte, h func(n int, w http.ResponseWriter, r *http.Request)) (host string, gets func() int) {
+	dgst := digestOf(data)
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		if !strings.HasSuffix(r.URL.Path, "/blobs/"+dgst) {
+			http.Error(w, `{"errors":[{"code":"BLOB_UNKNOWN","message":"no"}]}`, 404)
+			return
+		}
+		if r.Method == http.MethodHead {
+			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+			return
+		}
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
+		h(k, w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), func() int { mu.Lock(); defer mu.Unlock(); return n }
+}
+
+func randBytes(t *testing.T, n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// An upstream that says Content-Length: 0 for a non-empty blob: the fill
+// fails verification, yet the client receives a complete 200 with 0 bytes.
+func TestZeroLengthLie(t *testing.T) {
+	data := randBytes(t, 1000)
+	host, _ := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "0")
+	})
+	cfg := testConfig(t, t.TempDir(), host, host)
+	n := startNode(t, cfg)
+	resp, err := http.Get(n.url("/v2/library/x/blobs/" + digestOf(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, rerr := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	t.Logf("status %d, Content-Length %q, %d bytes, read err %v", resp.StatusCode, resp.Header.Get("Content-Length"), len(body), rerr)
+	if resp.StatusCode == 200 && rerr == nil {
+		t.Errorf("a fill that failed verification was answered with a clean, complete 200")
+	}
+}
+
+// A source that ignores Range on resume: skipping the already-written head
+// runs under the idle timer although bytes keep arriving.
+func TestSkipUnderIdleTimer(t *testing.T) {
+	data := randBytes(t, 4<<20)
+	dropAt := 3 << 20
+	host, gets := blobServer(t, data, func(k int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		if k == 1 {
+			w.Write(data[:dropAt])
+			w.(http.Flusher).Flush()
+			conn, _, _ := http.NewResponseController(w).Hijack()
+			conn.Close()
+			return
+		}
+		// steady: 128 KiB every 100 ms (far inside the 1 s idle timeout)
+		for off := 0; off < len(data); off += 128 << 10 {
+			if _, err := w.Write(data[off : off+128<<10]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	n, _ := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
+	body, err := readBlob(n.url("/v2/library/x/blobs/" + digestOf(data)))
+	t.Logf("%d bytes, err %v, upstream GETs %d", len(body), err, gets())
+	if err != nil {
+		t.Errorf("fill failed although the source never went idle for 1s")
+	}
+}
+
+func TestZeroLengthLieHerd(t *testing.T) {
+	clean := 0
+	for round := 0; round < 20 && clean == 0; round++ {
+		data := randBytes(t, 1000)
+		host, _ := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "0")
+		})
+		n := startNode(t, testConfig(t, t.TempDir(), host, host))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := http.Get(n.url("/v2/library/x/blobs/" + digestOf(data)))
+				if err != nil {
+					return
+				}
+				_, rerr := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == 200 && rerr == nil {
+					mu.Lock()
+					clean++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		t.Logf("round %d: clean 200s so far %d", round, clean)
+	}
+	if clean > 0 {
+		t.Errorf("%d clients got a clean 200 with 0 bytes for a blob that failed verification", clean)
+	}
+}
+
+// The upstream does not answer within the idle timeout: what does the client get?
+func TestIdleOnOpenStatus(t *testing.T) {
+	data := randBytes(t, 1000)
+	host, gets := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	n, _ := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
+	resp, body := get(t, "GET", n.url("/v2/library/x/blobs/"+digestOf(data)))
+	t.Logf("status %d body %s gets %d", resp.StatusCode, body, gets())
+	if resp.StatusCode == 500 {
+		t.Errorf("idle timeout surfaced as 500")
+	}
+}
+
+// 200 with a body longer than Content-Length-less (chunked) announced size? No: a
+// chunked first body (size -1) whose content is longer than the blob.
+func TestUnknownSizeOverlong(t *testing.T) {
+	data := randBytes(t, 1000)
+	host, gets := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.Write(data)
+		w.(http.Flusher).Flush() // chunked, no Content-Length
+		w.Write([]byte("trailing junk"))
+	})
+	n, _ := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
+	resp, body := get(t, "GET", n.url("/v2/library/x/blobs/"+digestOf(data)))
+	t.Logf("status %d len %d gets %d", resp.StatusCode, len(body), gets())
+}
