@@ -95,6 +95,20 @@ type cairnNode struct {
 // upstreams into dataDir and starts cairn on free ports.
 func startCairn(t *testing.T, bin, dataDir string, dockerHub, ghcr *upstream) *cairnNode {
 	t.Helper()
+	return startCairnWith(t, bin, dataDir, fmt.Sprintf(`upstreams:
+  - name: docker.io
+    url: %s
+    aliases: [index.docker.io, registry-1.docker.io]
+    default: true
+  - name: ghcr.io
+    url: %s
+`, dockerHub.url(), ghcr.url()))
+}
+
+// startCairnWith starts cairn on free ports with dataDir and the given
+// upstreams section, after `cairn check-config` accepts the file.
+func startCairnWith(t *testing.T, bin, dataDir, upstreams string) *cairnNode {
+	t.Helper()
 	dir := t.TempDir()
 	node := withPortRetry(t, func() (*cairnNode, error) {
 		n := &cairnNode{
@@ -109,14 +123,7 @@ admin_listen: %q
 data_dir: %q
 log: {level: info, format: json}
 cache: {tag_ttl: 5m, serve_stale: true, fill_idle_timeout: 2m}
-upstreams:
-  - name: docker.io
-    url: %s
-    aliases: [index.docker.io, registry-1.docker.io]
-    default: true
-  - name: ghcr.io
-    url: %s
-`, n.addr, n.admin, dataDir, dockerHub.url(), ghcr.url())
+`, n.addr, n.admin, dataDir) + upstreams
 		if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}

@@ -170,37 +170,13 @@ func conformanceSuite(t *testing.T) string {
 // default namespace, with library_prefix.
 func startConformanceCairn(t *testing.T, bin, dataDir string, dockerHub *upstream) *cairnNode {
 	t.Helper()
-	dir := t.TempDir()
-	node := withPortRetry(t, func() (*cairnNode, error) {
-		n := &cairnNode{
-			bin:    bin,
-			config: filepath.Join(dir, "cairn.yaml"),
-			addr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			admin:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		}
-		cfg := fmt.Sprintf(`version: 1
-listen: %q
-admin_listen: %q
-data_dir: %q
-log: {level: info, format: json}
-cache: {tag_ttl: 5m, serve_stale: true, fill_idle_timeout: 2m}
-upstreams:
+	return startCairnWith(t, bin, dataDir, fmt.Sprintf(`upstreams:
   - name: docker.io
     url: %s
     aliases: [index.docker.io, registry-1.docker.io]
     library_prefix: true
     default: true
-`, n.addr, n.admin, dataDir, dockerHub.url())
-		if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
-			return nil, err
-		}
-		if out, err := run(t.Context(), bin, "check-config", "-c", n.config); err != nil {
-			return nil, fmt.Errorf("cairn check-config rejects the test's config: %w\n%s", err, out)
-		}
-		return n, n.start(t)
-	})
-	t.Cleanup(func() { _ = node.proc.stop() })
-	return node
+`, dockerHub.url()))
 }
 
 // confFixture is what seedConformance pushed to confRepo1, named the way
