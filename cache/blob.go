@@ -155,10 +155,12 @@ func (c *Cache) fillSize(dgst string) (int64, bool) {
 
 // fileBlob serves a committed, verified file.
 type fileBlob struct {
-	f      *os.File
-	size   int64
-	bufs   *sync.Pool
-	served interface{ Add(float64) }
+	f       *os.File
+	size    int64
+	bufs    *sync.Pool
+	served  interface{ Add(float64) }
+	release func()
+	once    sync.Once
 }
 
 func (b *fileBlob) Size() int64 { return b.size }
@@ -171,4 +173,7 @@ func (b *fileBlob) WriteRange(_ context.Context, w io.Writer, off, n int64) (int
 	return written, err
 }
 
-func (b *fileBlob) Close() error { return b.f.Close() }
+func (b *fileBlob) Close() error {
+	b.once.Do(b.release)
+	return b.f.Close()
+}

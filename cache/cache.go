@@ -62,6 +62,11 @@ type Cache struct {
 	mu       sync.Mutex
 	inflight map[string]*fill // by digest: one fill per digest, process-wide
 
+	useMu    sync.Mutex
+	inUse    map[string]int // blobs being read, by digest (under useMu)
+	limit    Limit
+	pressure chan struct{} // wakes Run after a commit
+
 	flights  singleflight.Group  // coalesced manifest fetches, HEADs, confirmations
 	breakers map[string]*breaker // by namespace
 	breakAt  int                 // failures that open a breaker
@@ -114,6 +119,8 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		log:       slog.New(slog.DiscardHandler),
 		fillBound: time.Hour,
 		inflight:  make(map[string]*fill),
+		inUse:     make(map[string]int),
+		pressure:  make(chan struct{}, 1),
 		breakers:  make(map[string]*breaker),
 		breakAt:   5,
 		cooldown:  30 * time.Second,
@@ -134,7 +141,7 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 	for name := range c.nss {
 		c.breakers[name] = &breaker{threshold: max(c.breakAt, 1), cooldown: c.cooldown}
 	}
-	m, err := newMetrics(c.reg)
+	m, err := newMetrics(c.reg, store, c.limit.Max)
 	if err != nil {
 		return nil, fmt.Errorf("cache: metrics: %w", err)
 	}

@@ -114,10 +114,11 @@ func (o *origin) push(t *testing.T, repo, tag string, img v1.Image) string {
 type env struct {
 	o     *origin
 	c     *cache.Cache
+	store *storage.Store
 	clock *clock
 }
 
-func newEnv(t *testing.T, tweak func(*cache.Namespace), opts ...upstream.Option) *env {
+func newEnv(t *testing.T, tweak func(*cache.Namespace), opts ...cache.Option) *env {
 	t.Helper()
 	o := newOrigin(t)
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
@@ -126,7 +127,7 @@ func newEnv(t *testing.T, tweak func(*cache.Namespace), opts ...upstream.Option)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	client, err := upstream.New("docker.io", o.srv.URL, append(opts, upstream.WithClock(clk.Now), upstream.WithRetries(0))...)
+	client, err := upstream.New("docker.io", o.srv.URL, upstream.WithClock(clk.Now), upstream.WithRetries(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,11 +136,12 @@ func newEnv(t *testing.T, tweak func(*cache.Namespace), opts ...upstream.Option)
 	if tweak != nil {
 		tweak(&ns)
 	}
-	c, err := cache.New(store, []cache.Namespace{ns}, cache.WithClock(clk.Now), cache.WithBreaker(3, 10*time.Second))
+	opts = append([]cache.Option{cache.WithClock(clk.Now), cache.WithBreaker(3, 10*time.Second)}, opts...)
+	c, err := cache.New(store, []cache.Namespace{ns}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{o: o, c: c, clock: clk}
+	return &env{o: o, c: c, store: store, clock: clk}
 }
 
 func repo(name string) route.Repo { return route.Repo{Namespace: "docker.io", Name: name, Sent: name} }

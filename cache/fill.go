@@ -117,6 +117,7 @@ func (c *Cache) commitFill(f *fill) (string, error) {
 	_, err := f.state().w.Commit(storage.KindUnknown, "")
 	switch {
 	case err == nil:
+		c.committed()
 		return "committed", nil
 	case errors.Is(err, storage.ErrDigestMismatch), errors.Is(err, storage.ErrSizeMismatch):
 		return "verify_failed", fmt.Errorf("fill %s: %w: %w", f.digest, err, ocierr.Unavailable)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
@@ -45,17 +46,25 @@ func (c *Cache) follow(ctx context.Context, f *fill, repo route.Repo) (oci.Blob,
 	}
 }
 
+// openCommitted opens a committed blob, marked in use (never evicted while
+// open) and touched (for least-recently-used eviction) until closed.
 func (c *Cache) openCommitted(dgst string) (oci.Blob, error) {
+	c.acquire(dgst)
 	file, info, err := c.store.OpenBlob(dgst)
 	if err != nil {
+		c.release(dgst)
 		return nil, err
 	}
-	return &fileBlob{f: file, size: info.Size, bufs: &c.bufs, served: c.metrics.bytes.WithLabelValues("cache")}, nil
+	c.store.Touch(dgst)
+	return &fileBlob{f: file, size: info.Size, bufs: &c.bufs, served: c.metrics.bytes.WithLabelValues("cache"),
+		release: func() { c.release(dgst) }}, nil
 }
 
 func (c *Cache) newFollower(f *fill, st fillState, repo route.Repo, start time.Time) (oci.Blob, error) {
+	c.acquire(f.digest) // in use until closed, also after the fill commits
 	file, err := st.w.OpenReader()
 	if err != nil {
+		c.release(f.digest)
 		return nil, err
 	}
 	return &follower{c: c, f: f, file: file, size: st.size, repo: repo, start: start}, nil
@@ -70,6 +79,7 @@ type follower struct {
 	repo  route.Repo
 	start time.Time // when the client asked, for time to first byte
 	sent  bool
+	once  sync.Once // releases the in-use mark
 }
 
 func (r *follower) Size() int64 { return r.size }
@@ -122,4 +132,7 @@ func (r *follower) copy(w io.Writer, from, to int64) (int64, error) {
 	return k, err
 }
 
-func (r *follower) Close() error { return r.file.Close() }
+func (r *follower) Close() error {
+	r.once.Do(func() { r.c.release(r.f.digest) })
+	return r.file.Close()
+}

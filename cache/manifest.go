@@ -51,6 +51,7 @@ func (c *Cache) manifestByDigest(ctx context.Context, ns *Namespace, repo route.
 // and recently used.
 func (c *Cache) localManifest(dgst string) (oci.Manifest, error) {
 	if m, ok := c.manifests.Get(dgst); ok {
+		c.store.Touch(dgst)
 		return m, nil
 	}
 	info, err := c.store.Stat(dgst)
@@ -66,6 +67,7 @@ func (c *Cache) localManifest(dgst string) (oci.Manifest, error) {
 	if err != nil {
 		return oci.Manifest{}, err
 	}
+	c.store.Touch(dgst)
 	m := oci.Manifest{Descriptor: oci.Descriptor{MediaType: info.MediaType, Digest: dgst, Size: int64(len(body))}, Body: body}
 	c.remember(m)
 	return m, nil
@@ -95,6 +97,7 @@ func (c *Cache) fetchManifest(ctx context.Context, ns *Namespace, repo route.Rep
 	if _, err := c.store.PutManifest(m.Digest, m.MediaType, m.Body); err != nil {
 		return oci.Manifest{}, fmt.Errorf("commit manifest %s: %w", m.Digest, err)
 	}
+	c.committed()
 	if err := c.store.Link(repo.Namespace, repo.Name, m.Digest, storage.LinkServed); err != nil {
 		return oci.Manifest{}, err
 	}

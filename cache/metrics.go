@@ -1,6 +1,10 @@
 package cache
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-mirror/cairn/storage"
+)
 
 type metrics struct {
 	results    *prometheus.CounterVec // kind, result
@@ -13,11 +17,13 @@ type metrics struct {
 	resumes    prometheus.Counter
 	ttfb       prometheus.Histogram
 	staleTotal *prometheus.CounterVec // namespace
+	evictions  *prometheus.CounterVec // reason
+	storage    []prometheus.Collector
 }
 
 // newMetrics builds the cache metrics and registers them on reg (nil: not
 // registered, for tests and embedders).
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, store *storage.Store, capacity int64) (*metrics, error) {
 	m := &metrics{
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_cache_requests_total",
@@ -62,13 +68,37 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Tags served from their last known digest because the upstream failed, by namespace.",
 		}, []string{"namespace"}),
 	}
+	m.evictions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_storage_evictions_total",
+		Help: "Blobs evicted, by reason (size: over the high mark of max_size).",
+	}, []string{"reason"})
+	m.storage = storageGauges(store, capacity)
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.inflight, m.coalesced, m.resumes, m.ttfb, m.staleTotal} {
+	all := []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.inflight, m.coalesced, m.resumes, m.ttfb, m.staleTotal, m.evictions}
+	for _, c := range append(all, m.storage...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// storageGauges read the store's usage at scrape time.
+func storageGauges(store *storage.Store, capacity int64) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_storage_used_bytes",
+			Help: "Bytes of committed blobs on disk.",
+		}, func() float64 { b, _ := store.Usage(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_storage_blobs",
+			Help: "Committed blobs on disk.",
+		}, func() float64 { _, n := store.Usage(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_storage_capacity_bytes",
+			Help: "cache.max_size (0: no cap).",
+		}, func() float64 { return float64(capacity) }),
+	}
 }

@@ -37,7 +37,7 @@ type BlobInfo struct {
 	Kind       Kind
 	MediaType  string
 	Created    time.Time // first commit
-	LastAccess time.Time // last commit; readers do not update it (yet)
+	LastAccess time.Time // last commit or Touch
 }
 
 // blobRecord is the JSON value of a blob/<digest> key.
@@ -63,13 +63,14 @@ func (s *Store) Stat(digest string) (BlobInfo, error) {
 	if info, ok := s.infos.Get(digest); ok {
 		return info, nil
 	}
+	epoch := s.removals.Load()
 	var rec blobRecord
 	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, blobKey(digest), &rec) })
 	if err != nil {
 		return BlobInfo{}, fmt.Errorf("storage: stat %s: %w", digest, err)
 	}
-	info := rec.info(digest)
-	s.infos.Add(digest, info)
+	info := s.withPendingAccess(rec.info(digest))
+	s.cacheInfo(info, epoch)
 	return info, nil
 }
 
@@ -94,17 +95,20 @@ func (s *Store) OpenBlob(digest string) (*os.File, BlobInfo, error) {
 
 // recordBlob writes the blob/ metadata of a committed file. Committing again
 // keeps Created, refreshes LastAccess and keeps the old kind and media type
-// unless new ones are given. withSeq, if not nil, runs in the same
-// transaction with seq bumps serialised (see updateSeq).
+// unless new ones are given; a new record adds to Usage. withSeq, if not
+// nil, runs in the same transaction with seq bumps serialised (see
+// updateSeq). The caller holds the digest lock (or runs in Open).
 func (s *Store) recordBlob(digest string, size int64, kind Kind, mediaType string,
 	withSeq func(*badger.Txn) error) (BlobInfo, error) {
-	var rec blobRecord
+	var old, rec blobRecord
+	var added bool
 	fn := func(txn *badger.Txn) error {
-		rec = blobRecord{}
-		if err := getJSON(txn, blobKey(digest), &rec); err != nil && !isNotFound(err) {
+		old = blobRecord{}
+		err := getJSON(txn, blobKey(digest), &old)
+		if added = isNotFound(err); err != nil && !added {
 			return err
 		}
-		rec = mergeBlobRecord(rec, size, kind, mediaType, time.Now().UTC())
+		rec = mergeBlobRecord(old, size, kind, mediaType, s.now().UTC())
 		if err := setJSON(txn, blobKey(digest), rec); err != nil || withSeq == nil {
 			return err
 		}
@@ -117,8 +121,13 @@ func (s *Store) recordBlob(digest string, size int64, kind Kind, mediaType strin
 	if err := update(fn); err != nil {
 		return BlobInfo{}, fmt.Errorf("storage: record %s: %w", digest, err)
 	}
+	if added {
+		s.addUsage(rec.Size, 1)
+	} else {
+		s.addUsage(rec.Size-old.Size, 0)
+	}
 	info := rec.info(digest)
-	s.infos.Add(digest, info)
+	s.infos.Add(digest, info) // callers hold the digest lock: no removal races this
 	return info, nil
 }
 

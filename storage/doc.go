@@ -4,7 +4,9 @@
 //	<data_dir>/node.json                      node identity, written at first start, never changed
 //	<data_dir>/blobs/sha256/<2 hex>/<64 hex>  committed, verified, read-only blob files (sha512 alike)
 //	<data_dir>/tmp/                           fills and uploads in progress, emptied by Open
-//	<data_dir>/meta/                          badger/v4: blob, link, tag, ref, seq and schema keys
+//	<data_dir>/meta/                          badger/v4: blob, link, tag, ref, pin, seq and schema keys
+//	<data_dir>/quarantine/<alg>-<hex>         files whose content did not match their digest
+//	<data_dir>/clean                          present only while stopped cleanly (see reconcile.go)
 //
 // Blobs are content addressed and shared by every repository and namespace.
 // A blob becomes visible only through [Writer.Commit], which verifies the
@@ -14,6 +16,14 @@
 // the manifest graph (ref/ keys). Tags and manifest writes bump a monotonic
 // sequence number in the same badger transaction, which replication and
 // incremental export read from.
+//
+// Reads are recorded in memory by [Store.Touch] and reach the blob records
+// in batches. [Store.Usage] is kept incrementally. [Store.Evict] removes the
+// least recently used unpinned blobs ([Store.Pin]); a removal deletes the
+// metadata before the file, and a commit publishes the file before its
+// metadata, both under a per-digest lock, so a crash can only leave a file
+// without metadata, which the next Open after an unclean stop re-hashes and
+// adopts or quarantines. [Store.Verify] re-hashes everything on demand.
 //
 // Every method of [Store] and [Writer] is safe for concurrent use. Errors are
 // wrapped with context; test them with errors.Is against [ErrNotFound],

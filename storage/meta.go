@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
@@ -26,6 +24,7 @@ const (
 	linkPrefix = "link/"
 	tagPrefix  = "tag/"
 	refPrefix  = "ref/"
+	pinPrefix  = "pin/"
 	seqKey     = "seq"
 	schemaKey  = "schema"
 )
@@ -36,6 +35,8 @@ func tagKey(ns, repo, tag string) []byte { return []byte(tagPrefix + ns + sep + 
 func tagsPrefix(ns, repo string) []byte  { return []byte(tagPrefix + ns + sep + repo + sep) }
 func refKey(parent, child string) []byte { return []byte(refPrefix + parent + sep + child) }
 func refsPrefix(parent string) []byte    { return []byte(refPrefix + parent + sep) }
+func pinKey(d, reason string) []byte     { return []byte(pinPrefix + d + sep + reason) }
+func pinsPrefix(d string) []byte         { return []byte(pinPrefix + d + sep) }
 
 // checkNames rejects empty names and names containing the key separator.
 func checkNames(names ...string) error {
@@ -146,62 +147,6 @@ func (s *Store) checkSchema() error {
 	})
 }
 
-// reconcile drops blob metadata whose committed file is missing (deleted by
-// hand, lost in a crash before the directory sync).
-func (s *Store) reconcile() error {
-	missing, err := s.missingBlobs()
-	if err != nil {
-		return fmt.Errorf("storage: reconcile: %w", err)
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range missing {
-		if err := wb.Delete(k); err != nil {
-			return fmt.Errorf("storage: reconcile: %w", err)
-		}
-	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("storage: reconcile: %w", err)
-	}
-	s.log.Info("dropped metadata of missing blob files", "blobs", len(missing))
-	return nil
-}
-
-// missingBlobs lists the blob/ keys whose file does not exist.
-func (s *Store) missingBlobs() ([][]byte, error) {
-	var missing [][]byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.PrefetchValues = false
-		opts.Prefix = []byte(blobPrefix)
-		it := txn.NewIterator(opts)
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			key := it.Item().KeyCopy(nil)
-			if !s.blobFileExists(strings.TrimPrefix(string(key), blobPrefix)) {
-				missing = append(missing, key)
-			}
-		}
-		return nil
-	})
-	return missing, err
-}
-
-// blobFileExists reports whether digest d has a committed file. An
-// unparseable digest counts as missing, so its metadata is dropped; a file
-// that cannot be stat'ed for another reason counts as present.
-func (s *Store) blobFileExists(d string) bool {
-	p, err := parseDigest(d)
-	if err != nil {
-		return false
-	}
-	_, err = os.Stat(p.path(s.dir))
-	return !errors.Is(err, fs.ErrNotExist)
-}
-
 // keysUnder returns the suffixes of all keys that start with prefix, in
 // lexical order.
 func (s *Store) keysUnder(prefix []byte) ([]string, error) {
@@ -221,3 +166,54 @@ func (s *Store) keysUnder(prefix []byte) ([]string, error) {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// blobPageSize is how many blob/ records forEachBlob reads per transaction.
+const blobPageSize = 1024
+
+// forEachBlob calls fn for every blob/ record in digest order, stopping at
+// the first error. It reads in pages of short read transactions, so a long
+// walk (eviction, verification) does not hold one old snapshot: records
+// written or removed meanwhile may or may not be seen.
+func (s *Store) forEachBlob(fn func(BlobInfo) error) error {
+	after := ""
+	for {
+		page, err := s.blobPage(after)
+		if err != nil {
+			return err
+		}
+		for _, info := range page {
+			if err := fn(info); err != nil {
+				return err
+			}
+		}
+		if len(page) < blobPageSize {
+			return nil
+		}
+		after = page[len(page)-1].Digest
+	}
+}
+
+// blobPage returns up to blobPageSize blob records whose digest sorts
+// after the given one ("" for the first page).
+func (s *Store) blobPage(after string) ([]BlobInfo, error) {
+	var page []BlobInfo
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = []byte(blobPrefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(blobKey(after)); it.Valid() && len(page) < blobPageSize; it.Next() {
+			d := string(it.Item().Key()[len(blobPrefix):])
+			if d == after {
+				continue
+			}
+			var rec blobRecord
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
+				return fmt.Errorf("blob record %q: %w", d, err)
+			}
+			page = append(page, rec.info(d))
+		}
+		return nil
+	})
+	return page, err
+}

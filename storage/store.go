@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -30,9 +32,11 @@ var (
 
 // Directories under the data directory.
 const (
-	blobsDir = "blobs"
-	tmpDir   = "tmp"
-	metaDir  = "meta"
+	blobsDir      = "blobs"
+	tmpDir        = "tmp"
+	metaDir       = "meta"
+	quarantineDir = "quarantine" // files whose content does not match their name
+	cleanFile     = "clean"      // written by Close, removed by Open (see reconcile.go)
 )
 
 // Option configures Open.
@@ -60,12 +64,29 @@ func WithSite(site string) Option {
 // concurrent use. Only one Store (one process) may open a data directory at a
 // time: badger holds a lock on meta/.
 type Store struct {
-	dir       string
-	log       *slog.Logger
-	node      NodeInfo
-	db        *badger.DB
-	infos     *lru.Cache[string, BlobInfo] // hot blob/ records, so a hit costs no transaction
-	seqMu     sync.Mutex                   // serialises seq-bumping transactions, so they do not conflict
+	dir   string
+	log   *slog.Logger
+	node  NodeInfo
+	db    *badger.DB
+	now   func() time.Time             // the clock; tests replace it right after Open
+	infos *lru.Cache[string, BlobInfo] // hot blob/ records, so a hit costs no transaction
+	seqMu sync.Mutex                   // serialises seq-bumping transactions, so they do not conflict
+
+	// digestLocks serialise, per digest (striped), what publishes or
+	// removes a blob: Writer.commit, removal (Evict, Remove, Verify) and
+	// Pin. See lockDigest.
+	digestLocks [digestLockStripes]sync.Mutex
+	infoMu      sync.Mutex    // orders additions to infos against removals (see cacheInfo)
+	removals    atomic.Uint64 // bumped under infoMu by every removal
+
+	accessMu sync.Mutex
+	pending  map[string]time.Time // Touch times not yet written to badger
+
+	usageMu   sync.Mutex
+	usedBytes int64 // sum of the sizes of blob/ records
+	usedBlobs int   // number of blob/ records
+
+	dirty     atomic.Bool // files and metadata may disagree: Close must not mark the stop clean
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -77,8 +98,10 @@ const blobInfoCacheSize = 8192
 
 // Open opens (creating if needed) the data directory dataDir: it creates the
 // layout, opens badger, empties tmp/ (leftovers of a crash), writes node.json
-// at first start, checks the schema version (refusing a newer one) and drops
-// blob metadata whose file is missing. Close the Store when done.
+// at first start, checks the schema version (refusing a newer one), drops
+// blob metadata whose file is missing and computes Usage. After an unclean
+// stop it also adopts or quarantines blob files that have no metadata (see
+// reconcile.go). Close the Store when done.
 func Open(dataDir string, opts ...Option) (*Store, error) {
 	o := options{logger: slog.New(slog.DiscardHandler), site: "default"}
 	for _, opt := range opts {
@@ -100,7 +123,8 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("storage: open badger in %s: %w", dataDir, err)
 	}
 	infos, _ := lru.New[string, BlobInfo](blobInfoCacheSize) // errors only for size <= 0
-	s := &Store{dir: dataDir, log: o.logger, db: db, infos: infos}
+	s := &Store{dir: dataDir, log: o.logger, db: db, now: time.Now, infos: infos,
+		pending: make(map[string]time.Time)}
 	if err := s.init(o.site); err != nil {
 		db.Close()
 		return nil, err
@@ -125,7 +149,11 @@ func (s *Store) init(site string) error {
 	if err := s.checkSchema(); err != nil {
 		return err
 	}
-	return s.reconcile()
+	clean, err := takeCleanMarker(s.dir)
+	if err != nil {
+		return err
+	}
+	return s.reconcile(clean)
 }
 
 // makeLayout creates the data directory and its subdirectories.
@@ -152,15 +180,26 @@ func cleanTmp(dir string) error {
 	return nil
 }
 
-// Close closes the metadata database. Writers still open must not be used
-// afterwards. Close is safe to call more than once.
+// Close writes pending access times (see Touch), closes the metadata
+// database and, if files and metadata agree, marks the stop clean so that
+// the next Open skips the walk of blobs/. Writers still open must not be
+// used afterwards, nor may any other method run concurrently with or after
+// Close. Close is safe to call more than once.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() {
-		if err := s.db.Close(); err != nil {
-			s.closeErr = fmt.Errorf("storage: close badger: %w", err)
-		}
-	})
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
 	return s.closeErr
+}
+
+func (s *Store) close() error {
+	// Lost access times only blur the eviction order: the stop is still clean.
+	ferr := s.FlushAccess()
+	if err := s.db.Close(); err != nil {
+		return errors.Join(ferr, fmt.Errorf("storage: close badger: %w", err))
+	}
+	if s.dirty.Load() {
+		return ferr
+	}
+	return errors.Join(ferr, markClean(s.dir))
 }
 
 // Node returns the node identity recorded in node.json.

@@ -152,11 +152,19 @@ func (w *Writer) commit(kind Kind, mediaType string, withSeq func(*badger.Txn) e
 		w.discard()
 		return BlobInfo{}, err
 	}
+	// The digest lock keeps a removal of the same digest (Evict, Remove,
+	// Verify) from running between the rename and the metadata write.
+	unlock := w.s.lockDigest(w.d.String())
+	defer unlock()
 	if err := w.publish(); err != nil {
 		w.discard()
 		return BlobInfo{}, fmt.Errorf("storage: commit %s: %w", w.d, err)
 	}
-	return w.s.recordBlob(w.d.String(), w.written.Load(), kind, mediaType, withSeq)
+	info, err := w.s.recordBlob(w.d.String(), w.written.Load(), kind, mediaType, withSeq)
+	if err != nil {
+		w.s.dirty.Store(true) // a published file without metadata: the next Open walks
+	}
+	return info, err
 }
 
 // verify checks the size and digest of what was written.

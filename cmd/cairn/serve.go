@@ -45,6 +45,7 @@ func serveCommand(c *cli.Context) error {
 type server struct {
 	log     *slog.Logger
 	store   *storage.Store
+	cache   *cache.Cache // its Run keeps the disk budget
 	api     *http.Server
 	apiLn   net.Listener
 	admin   *http.Server // nil when admin_listen is empty
@@ -69,10 +70,11 @@ func newServer(cfg *config.Config, log *slog.Logger) (s *server, err error) {
 			s.close()
 		}
 	}()
-	api, err := buildAPI(cfg, store, reg, log)
+	api, c, err := buildAPI(cfg, store, reg, log)
 	if err != nil {
 		return nil, err
 	}
+	s.cache = c
 	s.api = newHTTPServer(api, log)
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -87,30 +89,32 @@ func newServer(cfg *config.Config, log *slog.Logger) (s *server, err error) {
 }
 
 // buildAPI wires upstream clients, the cache and the registry handler.
-func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, log *slog.Logger) (http.Handler, error) {
+func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, log *slog.Logger) (http.Handler, *cache.Cache, error) {
 	upMetrics := upstream.NewMetrics(reg)
 	nss := make([]cache.Namespace, 0, len(cfg.Upstreams))
 	routes := make([]route.Namespace, 0, len(cfg.Upstreams))
 	for _, u := range cfg.Upstreams {
 		ns, err := cacheNamespace(u, upMetrics, log)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		nss = append(nss, ns)
 		routes = append(routes, route.Namespace{Name: u.Name, Aliases: u.Aliases, LibraryPrefix: *u.LibraryPrefix, Default: u.Default})
 	}
 	router, err := route.NewRouter(routes)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c, err := cache.New(store, nss,
 		cache.WithLogger(log.With("component", "cache")),
 		cache.WithRegisterer(reg),
-		cache.WithBreaker(cfg.Cache.BreakerFailures, cfg.Cache.BreakerCooldown.D()))
+		cache.WithBreaker(cfg.Cache.BreakerFailures, cfg.Cache.BreakerCooldown.D()),
+		cache.WithLimit(cache.Limit{Max: int64(cfg.Cache.MaxSize), High: cfg.Cache.EvictHigh, Low: cfg.Cache.EvictLow}))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg))
+	h, err := registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg))
+	return h, c, err
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -127,6 +131,7 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 func (s *server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveOn(s.api, s.apiLn) })
+	g.Go(func() error { return s.cache.Run(gctx) })
 	if s.admin != nil {
 		g.Go(func() error { return serveOn(s.admin, s.adminLn) })
 	}

@@ -49,6 +49,11 @@ type Cache struct {
 	// (or with 503) without asking the upstream, then lets one request try.
 	BreakerFailures int      `yaml:"breaker_failures"`
 	BreakerCooldown Duration `yaml:"breaker_cooldown"`
+	// MaxSize caps the blobs kept on disk (0: no cap). Past EvictHigh of
+	// it, least-recently-used blobs are evicted until EvictLow of it.
+	MaxSize   ByteSize `yaml:"max_size,omitempty"`
+	EvictHigh float64  `yaml:"evict_high"`
+	EvictLow  float64  `yaml:"evict_low"`
 }
 
 // Upstream is one namespace: a mirror of the registry at URL, or, without a

@@ -59,6 +59,7 @@ func TestLoadFull(t *testing.T) {
 			TagTTL: Duration(5 * time.Minute), ServeStale: ptr(true), FillIdleTimeout: Duration(2 * time.Minute),
 			ServeStaleOn404: ptr(false), HeadTimeout: Duration(3 * time.Second), RequestTimeout: Duration(15 * time.Second),
 			BreakerFailures: 5, BreakerCooldown: Duration(30 * time.Second),
+			EvictHigh: 0.90, EvictLow: 0.80,
 		},
 		Upstreams: []Upstream{
 			{

@@ -63,6 +63,11 @@ const (
 	// cache before one request probes the upstream again.
 	DefaultBreakerCooldown = 30 * time.Second
 
+	// DefaultEvictHigh and DefaultEvictLow: eviction starts at 90% of
+	// max_size and frees down to 80%, so it runs in batches, not per fill.
+	DefaultEvictHigh = 0.90
+	DefaultEvictLow  = 0.80
+
 	// dockerHub is the one namespace whose library_prefix defaults to true:
 	// Docker Hub serves official images under library/.
 	dockerHub = "docker.io"
@@ -95,6 +100,12 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Cache.HeadTimeout, DefaultHeadTimeout)
 	setDuration(&c.Cache.RequestTimeout, DefaultRequestTimeout)
 	setDuration(&c.Cache.BreakerCooldown, DefaultBreakerCooldown)
+	if c.Cache.EvictHigh == 0 {
+		c.Cache.EvictHigh = DefaultEvictHigh
+	}
+	if c.Cache.EvictLow == 0 {
+		c.Cache.EvictLow = DefaultEvictLow
+	}
 	if c.Cache.BreakerFailures == 0 {
 		c.Cache.BreakerFailures = DefaultBreakerFailures
 	}

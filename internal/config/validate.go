@@ -70,6 +70,12 @@ func (c *Config) Validate() error {
 	p.check("cache.head_timeout", checkDuration(c.Cache.HeadTimeout))
 	p.check("cache.request_timeout", checkDuration(c.Cache.RequestTimeout))
 	p.check("cache.breaker_cooldown", checkDuration(c.Cache.BreakerCooldown))
+	if !(c.Cache.EvictHigh > 0 && c.Cache.EvictHigh <= 1) {
+		p.addf("cache.evict_high", "must be in (0, 1], got %v", c.Cache.EvictHigh)
+	}
+	if !(c.Cache.EvictLow > 0 && c.Cache.EvictLow < c.Cache.EvictHigh) {
+		p.addf("cache.evict_low", "must be > 0 and below evict_high (%v), got %v", c.Cache.EvictHigh, c.Cache.EvictLow)
+	}
 	if c.Cache.BreakerFailures < 0 {
 		p.addf("cache.breaker_failures", "must be > 0, got %d", c.Cache.BreakerFailures)
 	}

@@ -1,0 +1,98 @@
+package cache
+
+import (
+	"context"
+	"time"
+)
+
+// Limit is the disk budget: past High x Max bytes of blobs, the least
+// recently used are evicted until Low x Max remain. Max 0 means no cap.
+type Limit struct {
+	Max       int64
+	High, Low float64
+}
+
+// WithLimit sets the disk budget (default: none).
+func WithLimit(l Limit) Option { return func(c *Cache) { c.limit = l } }
+
+// flushEvery is how often batched access times reach badger.
+const flushEvery = 30 * time.Second
+
+// Run keeps the disk budget and flushes access times until ctx ends. It is
+// woken after each commit that may have crossed the high mark.
+func (c *Cache) Run(ctx context.Context) error {
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return c.store.FlushAccess()
+		case <-c.pressure:
+		case <-tick.C:
+			if err := c.store.FlushAccess(); err != nil {
+				c.log.Warn("flushing access times", "err", err)
+			}
+		}
+		if err := c.EnforceLimit(); err != nil {
+			c.log.Warn("eviction", "err", err)
+		}
+	}
+}
+
+// EnforceLimit evicts least-recently-used blobs once usage passes the high
+// mark, down to the low mark, never one being filled or read.
+func (c *Cache) EnforceLimit() error {
+	if c.limit.Max <= 0 {
+		return nil
+	}
+	used, _ := c.store.Usage()
+	if used <= int64(float64(c.limit.Max)*c.limit.High) {
+		return nil
+	}
+	evicted, err := c.store.Evict(int64(float64(c.limit.Max)*c.limit.Low), c.busy)
+	for _, e := range evicted {
+		c.manifests.Remove(e.Digest)
+		c.metrics.evictions.WithLabelValues("size").Inc()
+	}
+	if len(evicted) > 0 {
+		after, _ := c.store.Usage()
+		c.log.Info("evicted least recently used blobs", "blobs", len(evicted), "bytes_before", used, "bytes", after)
+	}
+	return err
+}
+
+// committed notes a new blob: the evictor may have work.
+func (c *Cache) committed() {
+	if c.limit.Max <= 0 {
+		return
+	}
+	select {
+	case c.pressure <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// acquire and release mark a committed blob as being read.
+func (c *Cache) acquire(dgst string) {
+	c.useMu.Lock()
+	c.inUse[dgst]++
+	c.useMu.Unlock()
+}
+
+func (c *Cache) release(dgst string) {
+	c.useMu.Lock()
+	if c.inUse[dgst]--; c.inUse[dgst] <= 0 {
+		delete(c.inUse, dgst)
+	}
+	c.useMu.Unlock()
+}
+
+// busy: being filled or read right now, so not to be evicted.
+func (c *Cache) busy(dgst string) bool {
+	c.mu.Lock()
+	_, filling := c.inflight[dgst]
+	c.mu.Unlock()
+	c.useMu.Lock()
+	defer c.useMu.Unlock()
+	return filling || c.inUse[dgst] > 0
+}

@@ -1,0 +1,180 @@
+package storage
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+const (
+	// accessFlushThreshold is how many distinct touched digests wait in
+	// memory before Touch writes them to badger.
+	accessFlushThreshold = 4096
+	// accessTxnSize is how many blob/ records one flush transaction
+	// rewrites: 1024 records of ~300 bytes stay well under badger's batch
+	// limit (15% of the 8 MiB memtable), which 4096 sha512 records exceed.
+	accessTxnSize = 1024
+	// digestLockStripes is the number of digest locks (see lockDigest).
+	digestLockStripes = 256
+)
+
+// Touch records that digest was read now. It costs a map write and an
+// in-memory cache refresh, never a disk write: the times reach the blob/
+// records' last_access in batches, when accessFlushThreshold digests are
+// pending (the Touch that reaches it writes them), on FlushAccess, on Evict
+// and on Close. Stat reflects a Touch at once. Touching a digest that is not
+// stored is harmless. If the batch write fails, its times are dropped (and
+// logged): they only order eviction.
+func (s *Store) Touch(digest string) {
+	now := s.now().UTC()
+	s.accessMu.Lock()
+	s.pending[digest] = now
+	var batch map[string]time.Time
+	if len(s.pending) >= accessFlushThreshold {
+		batch = s.pending
+		s.pending = make(map[string]time.Time, accessFlushThreshold)
+	}
+	s.accessMu.Unlock()
+	s.touchInfo(digest, now)
+	if batch == nil {
+		return
+	}
+	if err := s.writeAccess(batch); err != nil {
+		s.log.Warn("dropped blob access times", "blobs", len(batch), "err", err)
+	}
+}
+
+// FlushAccess writes the pending access times (see Touch) to badger now.
+// On error those times are dropped.
+func (s *Store) FlushAccess() error {
+	s.accessMu.Lock()
+	batch := s.pending
+	if len(batch) > 0 {
+		s.pending = make(map[string]time.Time)
+	}
+	s.accessMu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := s.writeAccess(batch); err != nil {
+		return fmt.Errorf("storage: flush access times: %w", err)
+	}
+	return nil
+}
+
+// writeAccess moves the last_access of each stored blob in batch forward
+// to its time, accessTxnSize records per transaction. Digests without a
+// record (never stored, or removed meanwhile) are skipped: the read in the
+// transaction makes a concurrent removal conflict rather than resurrect the
+// record.
+func (s *Store) writeAccess(batch map[string]time.Time) error {
+	digests := slices.Sorted(maps.Keys(batch))
+	for chunk := range slices.Chunk(digests, accessTxnSize) {
+		err := s.update(func(txn *badger.Txn) error {
+			for _, d := range chunk {
+				if err := setAccess(txn, d, batch[d]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// setAccess sets the last_access of digest d's record to at, if later.
+func setAccess(txn *badger.Txn, d string, at time.Time) error {
+	var rec blobRecord
+	err := getJSON(txn, blobKey(d), &rec)
+	if isNotFound(err) || (err == nil && !at.After(rec.LastAccess)) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rec.LastAccess = at
+	return setJSON(txn, blobKey(d), rec)
+}
+
+// withPendingAccess applies a Touch not yet written to badger to info.
+func (s *Store) withPendingAccess(info BlobInfo) BlobInfo {
+	s.accessMu.Lock()
+	at, ok := s.pending[info.Digest]
+	s.accessMu.Unlock()
+	if ok && at.After(info.LastAccess) {
+		info.LastAccess = at
+	}
+	return info
+}
+
+// touchInfo moves the cached LastAccess of d forward, if d is cached. It
+// never adds an entry, so it cannot bring back a removed blob.
+func (s *Store) touchInfo(d string, at time.Time) {
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
+	if info, ok := s.infos.Peek(d); ok && at.After(info.LastAccess) {
+		info.LastAccess = at
+		s.infos.Add(d, info)
+	}
+}
+
+// cacheInfo adds info read from badger to the cache, unless a removal ran
+// since epoch (s.removals read before the read transaction): the record
+// read may be one that removal has just deleted.
+func (s *Store) cacheInfo(info BlobInfo, epoch uint64) {
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
+	if s.removals.Load() == epoch {
+		s.infos.Add(info.Digest, info)
+	}
+}
+
+// forget updates the in-memory state after the blob/ record of d, of the
+// given size, was deleted.
+func (s *Store) forget(d string, size int64) {
+	s.infoMu.Lock()
+	s.removals.Add(1)
+	s.infos.Remove(d)
+	s.infoMu.Unlock()
+	s.accessMu.Lock()
+	delete(s.pending, d)
+	s.accessMu.Unlock()
+	s.addUsage(-size, -1)
+}
+
+// Usage returns the total size and number of stored blobs (blob/ records).
+// It is computed at Open and kept up to date by commits and removals.
+func (s *Store) Usage() (bytes int64, blobs int) {
+	s.usageMu.Lock()
+	defer s.usageMu.Unlock()
+	return s.usedBytes, s.usedBlobs
+}
+
+func (s *Store) addUsage(bytes int64, blobs int) {
+	s.usageMu.Lock()
+	s.usedBytes += bytes
+	s.usedBlobs += blobs
+	s.usageMu.Unlock()
+}
+
+// lockDigest locks the stripe of digest d and returns its unlock. Holders
+// never take a second digest lock, so stripes cannot deadlock. It makes the
+// publish-then-record of a commit and the delete-metadata-then-file of a
+// removal atomic with respect to each other, and Pin atomic with respect
+// to eviction's pin check.
+func (s *Store) lockDigest(d string) func() {
+	h := uint32(2166136261) // FNV-1a, allocation free
+	for i := 0; i < len(d); i++ {
+		h ^= uint32(d[i])
+		h *= 16777619
+	}
+	m := &s.digestLocks[h%digestLockStripes]
+	m.Lock()
+	return m.Unlock
+}

@@ -1,0 +1,273 @@
+package storage
+
+import (
+	"container/heap"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// errKept is returned inside a removal transaction whose keep check said
+// no; it never leaves the package.
+var errKept = errors.New("kept")
+
+// Evicted is a blob removed by Evict or Remove: its metadata as it was, and
+// how many tag records pointing at it (a manifest) were dropped with it.
+type Evicted struct {
+	BlobInfo
+	Tags int
+}
+
+// Evict removes unpinned blobs, least recently used first (LastAccess, then
+// Created, then digest), until Usage is at most target bytes or only pinned
+// blobs and blobs for which skip is true remain. skip (nil: none) is called
+// without store locks held, from the calling goroutine only; the cache
+// passes "being filled or read right now". It returns what it removed, in
+// order, also when it fails part way.
+//
+// Each removal is the one Remove does. Concurrency: Evict may run while
+// blobs are read and committed. A commit of the same digest is serialised
+// with its removal by the digest lock, so it either lands first (and is
+// removed with it) or after (and stays, with its metadata). A reader that
+// already holds the *os.File keeps reading after the unlink; one that Stat'ed
+// the blob just before may get ErrNotFound from OpenBlob and must treat it as
+// a miss. Pending Touch times are written first, so they count.
+func (s *Store) Evict(target int64, skip func(digest string) bool) ([]Evicted, error) {
+	if skip == nil {
+		skip = func(string) bool { return false }
+	}
+	if err := s.FlushAccess(); err != nil {
+		return nil, fmt.Errorf("storage: evict: %w", err)
+	}
+	var out []Evicted
+	kept := make(map[string]bool) // candidates found pinned, skipped or gone
+	for {
+		bytes, _ := s.Usage()
+		if bytes <= target {
+			return out, nil
+		}
+		cands, err := s.evictionCandidates(bytes-target, func(d string) bool { return kept[d] || skip(d) })
+		if err != nil || len(cands) == 0 {
+			return out, err
+		}
+		for _, d := range cands {
+			if bytes, _ := s.Usage(); bytes <= target {
+				return out, nil
+			}
+			ev, err := s.evictOne(d, skip)
+			switch {
+			case errors.Is(err, errKept) || errors.Is(err, ErrNotFound):
+				kept[d] = true
+			case err != nil:
+				if ev.Digest != "" { // only the file removal failed
+					out = append(out, ev)
+				}
+				return out, fmt.Errorf("storage: evict %s: %w", d, err)
+			default:
+				out = append(out, ev)
+			}
+		}
+	}
+}
+
+// evictOne removes d unless skip(d) is now true or d is pinned (errKept).
+func (s *Store) evictOne(d string, skip func(string) bool) (Evicted, error) {
+	if skip(d) {
+		return Evicted{}, errKept
+	}
+	unlock := s.lockDigest(d)
+	defer unlock()
+	return s.removeLocked(d, hasPins, removeBlobFile)
+}
+
+// Remove removes one blob as Evict does, pinned or not (its pins stay);
+// ErrNotFound if it is not stored.
+func (s *Store) Remove(digest string) error {
+	if _, err := parseDigest(digest); err != nil {
+		return err
+	}
+	unlock := s.lockDigest(digest)
+	defer unlock()
+	if _, err := s.removeLocked(digest, nil, removeBlobFile); err != nil {
+		return fmt.Errorf("storage: remove %s: %w", digest, err)
+	}
+	return nil
+}
+
+// removeLocked removes blob d; the caller holds its digest lock. For crash
+// safety the metadata goes first, in one transaction: the blob/ record and,
+// for a manifest, the tag/ records pointing at it and its ref/ keys. If
+// keep(txn, d) is true in that transaction, nothing is removed (errKept).
+// Then dispose removes or moves the file; if that fails, the file is left
+// without metadata and the next Open walks blobs/ (it adopts or quarantines
+// it). ErrNotFound if d has no record.
+func (s *Store) removeLocked(d string, keep func(*badger.Txn, string) bool,
+	dispose func(*Store, parsedDigest) error) (Evicted, error) {
+	p, err := parseDigest(d)
+	if err != nil {
+		return Evicted{}, err
+	}
+	var ev Evicted
+	err = s.update(func(txn *badger.Txn) error {
+		var rec blobRecord
+		if err := getJSON(txn, blobKey(d), &rec); err != nil {
+			return err
+		}
+		if keep != nil && keep(txn, d) {
+			return errKept
+		}
+		n, err := deleteBlobMeta(txn, d, rec.Kind == KindManifest)
+		ev = Evicted{BlobInfo: rec.info(d), Tags: n}
+		return err
+	})
+	if err != nil {
+		return Evicted{}, err
+	}
+	s.forget(d, ev.Size)
+	if err := dispose(s, p); err != nil {
+		s.dirty.Store(true)
+		return ev, fmt.Errorf("storage: %s: metadata removed, file kept: %w", d, err)
+	}
+	return ev, nil
+}
+
+// removeBlobFile unlinks a committed file; already gone is fine. The
+// directory is not fsynced: a file that comes back after a crash has no
+// metadata and is adopted again by the next unclean start.
+func removeBlobFile(s *Store, p parsedDigest) error {
+	err := os.Remove(p.path(s.dir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// deleteBlobMeta deletes the blob/ record of d, its ref/ keys and, if it is
+// a manifest, every tag/ record whose digest is d (a scan of all tags),
+// returning how many tags it dropped.
+func deleteBlobMeta(txn *badger.Txn, d string, manifest bool) (int, error) {
+	keys := [][]byte{blobKey(d)}
+	keys = append(keys, keysWithPrefix(txn, refsPrefix(d))...)
+	var tags [][]byte
+	if manifest {
+		var err error
+		if tags, err = tagsPointingAt(txn, d); err != nil {
+			return 0, err
+		}
+	}
+	for _, k := range append(keys, tags...) {
+		if err := txn.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(tags), nil
+}
+
+// keysWithPrefix returns copies of the keys under prefix.
+func keysWithPrefix(txn *badger.Txn, prefix []byte) [][]byte {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	var out [][]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		out = append(out, it.Item().KeyCopy(nil))
+	}
+	return out
+}
+
+// tagsPointingAt returns the keys of the tag/ records whose digest is d.
+func tagsPointingAt(txn *badger.Txn, d string) ([][]byte, error) {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(tagPrefix)
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	var out [][]byte
+	for it.Rewind(); it.Valid(); it.Next() {
+		var rec TagRecord
+		if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
+			return nil, err
+		}
+		if rec.Digest == d {
+			out = append(out, it.Item().KeyCopy(nil))
+		}
+	}
+	return out, nil
+}
+
+// candidate is a blob considered for eviction.
+type candidate struct {
+	digest           string
+	size             int64
+	access, creation time.Time
+}
+
+// older orders candidates least recently used first.
+func (c candidate) older(o candidate) bool {
+	if !c.access.Equal(o.access) {
+		return c.access.Before(o.access)
+	}
+	if !c.creation.Equal(o.creation) {
+		return c.creation.Before(o.creation)
+	}
+	return c.digest < o.digest
+}
+
+// newestFirst is a heap of candidates with the most recently used on top.
+type newestFirst []candidate
+
+func (h newestFirst) Len() int           { return len(h) }
+func (h newestFirst) Less(i, j int) bool { return h[j].older(h[i]) }
+func (h newestFirst) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *newestFirst) Push(x any)        { *h = append(*h, x.(candidate)) }
+func (h *newestFirst) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
+
+// evictionCandidates returns the least recently used unpinned blobs not
+// excluded whose sizes add up to at least need bytes (or all of them if
+// they do not), oldest first. It keeps only that many in memory: a heap
+// whose newest entry is dropped whenever the others suffice.
+func (s *Store) evictionCandidates(need int64, exclude func(string) bool) ([]string, error) {
+	pinned, err := s.pinnedDigests()
+	if err != nil {
+		return nil, err
+	}
+	var h newestFirst
+	var sum int64
+	err = s.forEachBlob(func(info BlobInfo) error {
+		if pinned[info.Digest] || exclude(info.Digest) {
+			return nil
+		}
+		heap.Push(&h, candidate{info.Digest, info.Size, info.LastAccess, info.Created})
+		sum += info.Size
+		for h.Len() > 1 && sum-h[0].size >= need {
+			sum -= heap.Pop(&h).(candidate).size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: evict: %w", err)
+	}
+	slices.SortFunc(h, func(a, b candidate) int {
+		if a.older(b) {
+			return -1
+		}
+		return 1
+	})
+	out := make([]string, len(h))
+	for i, c := range h {
+		out[i] = c.digest
+	}
+	return out, nil
+}
