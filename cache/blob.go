@@ -155,25 +155,25 @@ func (c *Cache) fillSize(dgst string) (int64, bool) {
 
 // fileBlob serves a committed, verified file.
 type fileBlob struct {
-	f       *os.File
-	size    int64
-	bufs    *sync.Pool
-	served  interface{ Add(float64) }
-	release func()
-	once    sync.Once
+	f      *os.File
+	size   int64
+	c      *Cache // for its buffers and the in-use mark, released on Close
+	digest string
+	served interface{ Add(float64) }
+	once   sync.Once
 }
 
 func (b *fileBlob) Size() int64 { return b.size }
 
 func (b *fileBlob) WriteRange(_ context.Context, w io.Writer, off, n int64) (int64, error) {
-	buf := b.bufs.Get().(*[]byte)
-	defer b.bufs.Put(buf)
+	buf := b.c.bufs.Get().(*[]byte)
+	defer b.c.bufs.Put(buf)
 	written, err := io.CopyBuffer(w, io.NewSectionReader(b.f, off, n), *buf)
 	b.served.Add(float64(written))
 	return written, err
 }
 
 func (b *fileBlob) Close() error {
-	b.once.Do(b.release)
+	b.once.Do(func() { b.c.release(b.digest) })
 	return b.f.Close()
 }

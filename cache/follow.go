@@ -56,8 +56,7 @@ func (c *Cache) openCommitted(dgst string) (oci.Blob, error) {
 		return nil, err
 	}
 	c.store.Touch(dgst)
-	return &fileBlob{f: file, size: info.Size, bufs: &c.bufs, served: c.metrics.bytes.WithLabelValues("cache"),
-		release: func() { c.release(dgst) }}, nil
+	return &fileBlob{f: file, size: info.Size, c: c, digest: dgst, served: c.metrics.bytes.WithLabelValues("cache")}, nil
 }
 
 func (c *Cache) newFollower(f *fill, st fillState, repo route.Repo, start time.Time) (oci.Blob, error) {
