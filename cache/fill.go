@@ -14,6 +14,10 @@ import (
 	"github.com/cairn-mirror/cairn/upstream"
 )
 
+// errTemp marks a failure to write the temp file (a full disk, say): final
+// for the fill, since reopening the source cannot mend it.
+var errTemp = errors.New("writing the temp file")
+
 const (
 	// fillChunk is the read size of a fill: large enough that per-read
 	// costs vanish next to hashing and disk writes.
@@ -135,6 +139,9 @@ func (c *Cache) pump(ctx context.Context, f *fill, src Source, idle time.Duratio
 		if err == nil {
 			return "", nil
 		}
+		if errors.Is(err, errTemp) {
+			return "aborted", err
+		}
 		st := f.state()
 		if !st.opened || resumes == maxResumes || ctx.Err() != nil || isFinal(err) {
 			return "upstream_error", err
@@ -231,7 +238,10 @@ func (f *fill) append(p []byte) error {
 	}
 	w := f.state().w
 	if _, err := w.Write(p); err != nil {
-		return fmt.Errorf("fill %s: %w", f.digest, err)
+		if errors.Is(err, storage.ErrSizeMismatch) {
+			return fmt.Errorf("fill %s: %w", f.digest, err) // the source sent too much
+		}
+		return fmt.Errorf("fill %s: %w: %w: %w", f.digest, errTemp, err, ocierr.Unavailable)
 	}
 	f.update(func() { f.written = w.Written() })
 	return nil
