@@ -34,7 +34,7 @@ func (c *Cache) StatBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	if ns.Upstream == nil {
 		return oci.Descriptor{}, fmt.Errorf("blob %s in %s: %w", dgst, repo.Canonical(), ocierr.BlobUnknown)
 	}
-	if size, ok := c.fillSize(dgst); ok {
+	if size, ok := c.fillSize(dgst); ok && !ns.Private { // a private repo asks its upstream (that confirms it)
 		return oci.Descriptor{MediaType: oci.MediaTypeOctetStream, Digest: dgst, Size: size}, nil
 	}
 	var d upstream.Descriptor
