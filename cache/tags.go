@@ -40,6 +40,15 @@ func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Rep
 	}
 	key := "tag\x00" + repo.Canonical() + "\x00" + tag + "\x00" + strings.Join(accept, ",")
 	m, err := shared(ctx, c, key, func(ctx context.Context) (oci.Manifest, error) {
+		// Read the record again: a flight that just ended may have
+		// revalidated it after this request first looked.
+		rec, err := c.store.Tag(repo.Namespace, repo.Name, tag)
+		usable := err == nil && oci.Acceptable(rec.MediaType, accept)
+		if usable && c.fresh(ns, rec) {
+			if m, err := c.localManifest(rec.Digest); err == nil {
+				return m, nil
+			}
+		}
 		return c.refreshTag(ctx, ns, repo, tag, accept, rec, usable)
 	})
 	if err == nil || !usable || !c.staleAllowed(ns, err) {
