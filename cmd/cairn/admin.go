@@ -33,10 +33,11 @@ func newRegistry() (*prometheus.Registry, error) {
 	return reg, nil
 }
 
-// adminHandler serves the admin listener: metrics, health, readiness and
-// pprof. It is on loopback by default.
-func adminHandler(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+// adminHandler serves the admin listener: metrics, health, readiness,
+// pprof and the cache API (cacheapi.go). It is on loopback by default.
+func adminHandler(reg *prometheus.Registry, ready *atomic.Bool, cacheAPI *cacheAPI) http.Handler {
 	mux := http.NewServeMux()
+	cacheAPI.register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok\n"))

@@ -49,6 +49,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 				Flags:  configFlags(),
 				Action: checkConfigCommand,
 			},
+			cacheCommand(),
 			{
 				Name:  "version",
 				Usage: "print the version",

@@ -80,7 +80,9 @@ func newServer(cfg *config.Config, log *slog.Logger) (s *server, err error) {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	if cfg.AdminListen != "" {
-		s.admin = newHTTPServer(adminHandler(reg, &s.ready), log)
+		s.admin = newHTTPServer(adminHandler(reg, &s.ready, &cacheAPI{
+			store: store, capacity: int64(cfg.Cache.MaxSize), tokenFile: cfg.Admin.TokenFile, log: log.With("component", "admin"),
+		}), log)
 		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("admin_listen: %w", err)
 		}

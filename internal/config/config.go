@@ -16,7 +16,16 @@ type Config struct {
 	Site        string     `yaml:"site"`
 	Log         Log        `yaml:"log"`
 	Cache       Cache      `yaml:"cache"`
+	Admin       Admin      `yaml:"admin,omitempty"`
 	Upstreams   []Upstream `yaml:"upstreams"`
+}
+
+// Admin configures the admin API served on admin_listen.
+type Admin struct {
+	// TokenFile holds the bearer token the mutating and expensive admin
+	// calls (cache verify, cache rm) require. Unset: those calls are
+	// refused. Like password_file it is a path; cmd/cairn reads it.
+	TokenFile string `yaml:"token_file,omitempty"`
 }
 
 // Log configures the process logger.

@@ -367,3 +367,24 @@ func TestDurationString(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminTokenFile(t *testing.T) {
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tok, []byte("t0ken\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := mustLoad(t, "version: 1\nadmin: {token_file: '"+tok+"'}\nupstreams: [{name: ghcr.io, url: 'https://ghcr.io'}]\n")
+	if c.Admin.TokenFile != tok {
+		t.Errorf("admin.token_file: got %q, want %q", c.Admin.TokenFile, tok)
+	}
+	roundTrip(t, c)
+	for name, path := range map[string]string{"missing": "/nonexistent/token", "directory": filepath.Dir(tok)} {
+		_, err := load(t, "version: 1\nadmin: {token_file: '"+path+"'}\nupstreams: [{name: ghcr.io, url: 'https://ghcr.io'}]\n")
+		if err == nil || !strings.Contains(err.Error(), "admin.token_file: ") {
+			t.Errorf("%s token_file: got %v, want a problem naming admin.token_file", name, err)
+		}
+	}
+	if c := mustLoad(t, "version: 1\nupstreams: [{name: ghcr.io, url: 'https://ghcr.io'}]\n"); c.Admin.TokenFile != "" {
+		t.Errorf("admin.token_file defaults to %q, want empty", c.Admin.TokenFile)
+	}
+}

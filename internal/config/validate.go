@@ -42,8 +42,8 @@ var (
 
 // Validate checks c, which should have had ApplyDefaults, and returns a
 // *ValidationError listing every problem, or nil. It checks that each
-// password_file exists, relative to the working directory, but does not
-// read it.
+// password_file and the admin.token_file exist, relative to the working
+// directory, but does not read them.
 func (c *Config) Validate() error {
 	var p problems
 	if c.Version != Version {
@@ -79,11 +79,26 @@ func (c *Config) Validate() error {
 	if c.Cache.BreakerFailures < 0 {
 		p.addf("cache.breaker_failures", "must be > 0, got %d", c.Cache.BreakerFailures)
 	}
+	if c.Admin.TokenFile != "" {
+		p.check("admin.token_file", checkFile(c.Admin.TokenFile))
+	}
 	c.validateUpstreams(&p)
 	if len(p) == 0 {
 		return nil
 	}
 	return &ValidationError{Problems: p}
+}
+
+// checkFile says why path is not a readable-looking file, or "".
+func checkFile(path string) string {
+	fi, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return err.Error()
+	case fi.IsDir():
+		return path + " is a directory"
+	}
+	return ""
 }
 
 func checkDuration(d Duration) string {
