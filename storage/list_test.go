@@ -1,0 +1,40 @@
+package storage
+
+import (
+	"errors"
+	"slices"
+	"testing"
+)
+
+func TestEachTagAndPinReasons(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	d := digestOf([]byte("x"))
+	for _, r := range [][3]string{{"docker.io", "library/a", "1"}, {"docker.io", "library/a/b", "2"}, {"ghcr.io", "o/app", "v1"}} {
+		if _, err := s.PutTag(r[0], r[1], r[2], TagRecord{Digest: d, Source: "upstream"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []string
+	if err := s.EachTag(func(ns, repo, tag string, rec TagRecord) error {
+		got = append(got, ns+"/"+repo+":"+tag+"="+rec.Digest[:10])
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"docker.io/library/a:1=" + d[:10], "docker.io/library/a/b:2=" + d[:10], "ghcr.io/o/app:v1=" + d[:10]}
+	if !slices.Equal(got, want) {
+		t.Errorf("EachTag: got %v, want %v", got, want)
+	}
+	stop := errors.New("stop")
+	if err := s.EachTag(func(string, string, string, TagRecord) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("EachTag did not return fn's error: %v", err)
+	}
+	for _, r := range []string{"cli", "config:x"} {
+		if err := s.Pin(d, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := s.PinReasons(d); err != nil || !slices.Equal(got, []string{"cli", "config:x"}) {
+		t.Errorf("PinReasons: %v, %v", got, err)
+	}
+}
