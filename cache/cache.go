@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
 	"github.com/cairn-mirror/cairn/upstream"
 )
@@ -65,6 +66,7 @@ type Cache struct {
 	useMu    sync.Mutex
 	inUse    map[string]int // blobs being read, by digest (under useMu)
 	limit    Limit
+	pins     []route.PinRule
 	pressure chan struct{} // wakes Run after a commit
 
 	flights  singleflight.Group  // coalesced manifest fetches, HEADs, confirmations

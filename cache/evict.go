@@ -15,8 +15,12 @@ type Limit struct {
 // WithLimit sets the disk budget (default: none).
 func WithLimit(l Limit) Option { return func(c *Cache) { c.limit = l } }
 
-// flushEvery is how often batched access times reach badger.
-const flushEvery = 30 * time.Second
+// flushEvery is how often batched access times reach badger; pinRetry how
+// often pinned images that could not be fetched (upstream down) are tried.
+const (
+	flushEvery = 30 * time.Second
+	pinRetry   = 5 * time.Minute
+)
 
 // Run keeps the disk budget and flushes access times until ctx ends. It is
 // woken after each commit that may have crossed the high mark.

@@ -119,6 +119,9 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 	_, err = c.store.PutTag(repo.Namespace, repo.Name, tag, storage.TagRecord{
 		Digest: m.Digest, MediaType: m.MediaType, Source: sourceUpstream, CheckedAt: c.now(),
 	})
+	if err == nil {
+		c.pinByRules(repo, tag, m.Digest)
+	}
 	return m, err
 }
 

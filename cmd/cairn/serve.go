@@ -107,11 +107,20 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	if err != nil {
 		return nil, nil, err
 	}
+	pins := make([]route.PinRule, 0, len(cfg.Cache.Pin))
+	for _, p := range cfg.Cache.Pin {
+		rule, err := route.ParsePinRule(p) // validated with the config
+		if err != nil {
+			return nil, nil, err
+		}
+		pins = append(pins, rule)
+	}
 	c, err := cache.New(store, nss,
 		cache.WithLogger(log.With("component", "cache")),
 		cache.WithRegisterer(reg),
 		cache.WithBreaker(cfg.Cache.BreakerFailures, cfg.Cache.BreakerCooldown.D()),
-		cache.WithLimit(cache.Limit{Max: int64(cfg.Cache.MaxSize), High: cfg.Cache.EvictHigh, Low: cfg.Cache.EvictLow}))
+		cache.WithLimit(cache.Limit{Max: int64(cfg.Cache.MaxSize), High: cfg.Cache.EvictHigh, Low: cfg.Cache.EvictLow}),
+		cache.WithPins(pins))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -134,6 +143,7 @@ func (s *server) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return serveOn(s.api, s.apiLn) })
 	g.Go(func() error { return s.cache.Run(gctx) })
+	g.Go(func() error { return s.cache.KeepPins(gctx) })
 	if s.admin != nil {
 		g.Go(func() error { return serveOn(s.admin, s.adminLn) })
 	}

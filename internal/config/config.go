@@ -63,6 +63,11 @@ type Cache struct {
 	MaxSize   ByteSize `yaml:"max_size,omitempty"`
 	EvictHigh float64  `yaml:"evict_high"`
 	EvictLow  float64  `yaml:"evict_low"`
+	// Pin keeps content from eviction: exact references
+	// ("docker.io/library/alpine:3.19") are fetched ahead, all platforms,
+	// and kept whole; repository globs ("ghcr.io/org/**") keep whatever
+	// is cached under them. Names are canonical: <namespace>/<repo>.
+	Pin []string `yaml:"pin,omitempty"`
 }
 
 // Upstream is one namespace: a mirror of the registry at URL, or, without a

@@ -11,7 +11,8 @@
 // The package reads no secrets: password_file paths are checked to exist and
 // are read by the upstream client. It holds no package-level mutable state.
 //
-// Imports: the standard library and gopkg.in/yaml.v3 only. It must not import
-// any other cairn package; every other package may import it (in practice
+// Imports: the standard library, gopkg.in/yaml.v3 and internal/route (pin
+// rules are parsed where names are). It must not import any other cairn
+// package; every other package may import it (in practice
 // cmd/cairn does, and hands the typed values to the rest).
 package config

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/cairn-mirror/cairn/internal/route"
+
 	"fmt"
 	"os"
 	"regexp"
@@ -70,6 +72,11 @@ func (c *Config) Validate() error {
 	p.check("cache.head_timeout", checkDuration(c.Cache.HeadTimeout))
 	p.check("cache.request_timeout", checkDuration(c.Cache.RequestTimeout))
 	p.check("cache.breaker_cooldown", checkDuration(c.Cache.BreakerCooldown))
+	for i, rule := range c.Cache.Pin {
+		if _, err := route.ParsePinRule(rule); err != nil {
+			p.addf(fmt.Sprintf("cache.pin[%d]", i), "%v", err)
+		}
+	}
 	if !(c.Cache.EvictHigh > 0 && c.Cache.EvictHigh <= 1) {
 		p.addf("cache.evict_high", "must be in (0, 1], got %v", c.Cache.EvictHigh)
 	}

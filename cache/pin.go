@@ -1,0 +1,205 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/cairn-mirror/cairn/internal/ocierr"
+	"github.com/cairn-mirror/cairn/internal/route"
+	"github.com/cairn-mirror/cairn/storage"
+)
+
+// WithPins sets the pin rules from the config (see ParsePinRule).
+func WithPins(rules []route.PinRule) Option { return func(c *Cache) { c.pins = rules } }
+
+// Pin pins the image ref names (canonical, as in a PinRule) and everything
+// it references, under reason. A mirror fetches the top manifest if it is
+// not cached; children fetched later inherit the pin.
+func (c *Cache) Pin(ctx context.Context, ref, reason string) error {
+	_, dgst, err := c.resolveRef(ctx, ref, true)
+	if err != nil {
+		return err
+	}
+	return c.pinClosure(dgst, reason)
+}
+
+// Unpin drops reason from ref's image and everything it references.
+func (c *Cache) Unpin(ctx context.Context, ref, reason string) error {
+	_, dgst, err := c.resolveRef(ctx, ref, false)
+	if err != nil {
+		return err
+	}
+	closure, err := c.store.Closure(dgst)
+	if err != nil {
+		return err
+	}
+	for _, d := range closure {
+		if err := c.store.Unpin(d, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// resolveRef turns "<ns>/<repo>:<tag>" or "...@<digest>" into a digest,
+// from the tag record, or (fetch) from the upstream.
+func (c *Cache) resolveRef(ctx context.Context, ref string, fetch bool) (route.Repo, string, error) {
+	rule, err := route.ParsePinRule(ref)
+	if err != nil || rule.Ref == "" {
+		return route.Repo{}, "", fmt.Errorf("pin %q: want one image, <namespace>/<repo>:<tag> or @<digest>: %w", ref, ocierr.NameInvalid)
+	}
+	ns, name, _ := strings.Cut(rule.Repo, "/")
+	repo := route.Repo{Namespace: ns, Name: name, Sent: rule.Repo}
+	if route.IsDigest(rule.Ref) && !fetch {
+		return repo, rule.Ref, nil
+	}
+	if !fetch {
+		rec, err := c.store.Tag(ns, name, rule.Ref)
+		return repo, rec.Digest, err
+	}
+	m, err := c.Manifest(ctx, repo, rule.Ref, nil)
+	return repo, m.Digest, err
+}
+
+// pinClosure pins dgst and everything the manifest graph says it holds.
+func (c *Cache) pinClosure(dgst, reason string) error {
+	closure, err := c.store.Closure(dgst)
+	if err != nil {
+		return err
+	}
+	for _, d := range closure {
+		if err := c.store.Pin(d, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inheritPins runs after a manifest is committed: if it is pinned (it was
+// named by a pinned index before it arrived), what it names is pinned too.
+func (c *Cache) inheritPins(dgst string) {
+	reasons, err := c.store.PinReasons(dgst)
+	for _, r := range reasons {
+		if err == nil {
+			err = c.pinClosure(dgst, r)
+		}
+	}
+	if err != nil {
+		c.log.Warn("pinning what a pinned manifest names", "digest", dgst, "err", err)
+	}
+}
+
+// pinByRules pins a tag just written if a rule covers it.
+func (c *Cache) pinByRules(repo route.Repo, tag, dgst string) {
+	for _, r := range c.pins {
+		if r.Matches(repo.Canonical(), tag) {
+			if err := c.pinClosure(dgst, "config:"+r.Raw); err != nil {
+				c.log.Warn("pinning by rule", "rule", r.Raw, "err", err)
+			}
+		}
+	}
+}
+
+// applyPins pins what the rules cover among cached tags, and fetches the
+// images exact rules name, all platforms, so an offline site has them. It
+// reports whether everything is in place (else Run tries again later).
+func (c *Cache) applyPins(ctx context.Context) bool {
+	if len(c.pins) == 0 {
+		return true
+	}
+	type hit struct{ repo, tag, digest string }
+	var hits []hit
+	_ = c.store.EachTag(func(ns, repo, tag string, rec storage.TagRecord) error {
+		hits = append(hits, hit{ns + "/" + repo, tag, rec.Digest})
+		return nil
+	})
+	for _, h := range hits {
+		ns, name, _ := strings.Cut(h.repo, "/")
+		c.pinByRules(route.Repo{Namespace: ns, Name: name}, h.tag, h.digest)
+	}
+	done := true
+	for _, r := range c.pins {
+		if r.Ref == "" {
+			continue
+		}
+		if err := c.prefetch(ctx, r); err != nil {
+			c.log.Info("pinned image not complete yet", "rule", r.Raw, "err", err)
+			done = false
+		}
+	}
+	return done
+}
+
+// prefetch pins and fetches an exact rule's image: the manifest, every
+// child manifest, and every blob.
+func (c *Cache) prefetch(ctx context.Context, r route.PinRule) error {
+	repo, dgst, err := c.resolveRef(ctx, r.Raw, true)
+	if err != nil {
+		return err
+	}
+	if err := c.pinClosure(dgst, "config:"+r.Raw); err != nil {
+		return err
+	}
+	return c.fetchTree(ctx, repo, dgst)
+}
+
+// fetchTree makes sure the manifest dgst and all it names are stored.
+func (c *Cache) fetchTree(ctx context.Context, repo route.Repo, dgst string) error {
+	m, err := c.Manifest(ctx, repo, dgst, nil)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Manifests []struct{ Digest string } `json:"manifests"`
+		Config    struct{ Digest string }   `json:"config"`
+		Layers    []struct{ Digest string } `json:"layers"`
+	}
+	if err := json.Unmarshal(m.Body, &body); err != nil {
+		return fmt.Errorf("manifest %s: %w", dgst, err)
+	}
+	var errs []error
+	for _, child := range body.Manifests {
+		errs = append(errs, c.fetchTree(ctx, repo, child.Digest))
+	}
+	blobs := append([]struct{ Digest string }{body.Config}, body.Layers...)
+	for _, b := range blobs {
+		if b.Digest != "" {
+			errs = append(errs, c.fetchBlob(ctx, repo, b.Digest))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Cache) fetchBlob(ctx context.Context, repo route.Repo, dgst string) error {
+	if _, err := c.store.Stat(dgst); err == nil {
+		return nil
+	}
+	b, err := c.OpenBlob(ctx, repo, dgst)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	_, err = b.WriteRange(ctx, io.Discard, 0, b.Size())
+	return err
+}
+
+// KeepPins applies the pin rules at start, fetching the images exact rules
+// name, and tries again every pinRetry until all are in place (the
+// upstream may be down at start). It returns when done or when ctx ends.
+func (c *Cache) KeepPins(ctx context.Context) error {
+	retry := time.NewTicker(pinRetry)
+	defer retry.Stop()
+	for !c.applyPins(ctx) {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-retry.C:
+		}
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package cache_test
+
+import (
+	"testing"
+
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/cairn-mirror/cairn/cache"
+	"github.com/cairn-mirror/cairn/internal/route"
+)
+
+func rules(t *testing.T, raw ...string) []route.PinRule {
+	t.Helper()
+	var out []route.PinRule
+	for _, r := range raw {
+		p, err := route.ParsePinRule(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// An exact pin rule fetches its image whole (index, every platform, every
+// blob) and keeps it through eviction; a glob pins tags as they arrive;
+// unpinning makes content evictable again.
+func TestPinsSurviveEviction(t *testing.T) {
+	e := newEnv(t, nil,
+		cache.WithLimit(cache.Limit{Max: 1, High: 0.5, Low: 0.25}), // evict everything evictable
+		cache.WithPins(rules(t, "docker.io/library/multi:1.0", "docker.io/team/**")))
+	idx, err := random.Index(2048, 2, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(strings.TrimPrefix(e.o.srv.URL, "http://")+"/library/multi:1.0", name.Insecure)
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	e.o.push(t, "team/app", "v1", image(t))
+	e.o.push(t, "other/app", "v1", image(t))
+
+	if err := e.c.KeepPins(t.Context()); err != nil { // returns once everything is in place
+		t.Fatal(err)
+	}
+	for _, r := range []string{"team/app", "other/app"} {
+		if _, err := e.manifest(t, r, "v1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.c.EnforceLimit(); err != nil {
+		t.Fatal(err)
+	}
+	im, _ := idx.IndexManifest()
+	want := []string{mustDigestOf(t, idx)}
+	for _, m := range im.Manifests {
+		want = append(want, m.Digest.String())
+		img, _ := idx.Image(m.Digest)
+		layers, _ := img.Layers()
+		for _, l := range layers {
+			d, _ := l.Digest()
+			want = append(want, d.String())
+		}
+	}
+	for _, d := range want {
+		if _, err := e.store.Stat(d); err != nil {
+			t.Errorf("pinned %s: %v (evicted or never fetched)", d, err)
+		}
+	}
+	if _, err := e.manifest(t, "team/app", "v1"); err != nil {
+		t.Errorf("glob-pinned team/app:v1 after eviction: %v", err)
+	}
+	if _, blobs := e.store.Usage(); blobs < len(want)+1 {
+		t.Errorf("%d blobs left, want at least the %d pinned", blobs, len(want)+1)
+	}
+	// other/app was not pinned: its manifest went.
+	if _, err := e.store.Tag("docker.io", "other/app", "v1"); err == nil {
+		t.Errorf("unpinned other/app:v1 survived an eviction to zero")
+	}
+	if err := e.c.Unpin(t.Context(), "docker.io/library/multi:1.0", "config:docker.io/library/multi:1.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.EnforceLimit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Stat(want[0]); err == nil {
+		t.Errorf("the index survived eviction after unpinning")
+	}
+}
+
+func mustDigestOf(t *testing.T, d interface{ Digest() (v1.Hash, error) }) string {
+	t.Helper()
+	h, err := d.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h.String()
+}
