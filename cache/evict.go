@@ -91,6 +91,10 @@ func (c *Cache) release(dgst string) {
 	c.useMu.Unlock()
 }
 
+// Busy reports whether dgst is being filled or read right now; what
+// removes blobs from outside the cache (an admin prune) spares those.
+func (c *Cache) Busy(dgst string) bool { return c.busy(dgst) }
+
 // busy: being filled or read right now, so not to be evicted.
 func (c *Cache) busy(dgst string) bool {
 	c.mu.Lock()

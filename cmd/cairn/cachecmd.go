@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -42,6 +44,16 @@ func cacheCommand() *cli.Command {
 			{Name: "stats", Usage: "print disk usage, blob count and capacity", Flags: flags, Action: cacheStatsCommand},
 			{Name: "verify", Usage: "re-hash every blob, quarantining corrupt ones (needs the admin token)", Flags: flags, Action: cacheVerifyCommand},
 			{Name: "rm", Usage: "remove one blob, pinned or not (needs the admin token)", ArgsUsage: "DIGEST", Flags: flags, Action: cacheRmCommand},
+			{Name: "ls", Usage: "list cached tags with the stored size of each image", Flags: flags, Action: cacheLsCommand},
+			{Name: "du", Usage: "print disk usage in total and per namespace", Flags: flags, Action: cacheDuCommand},
+			{Name: "pin", Usage: "keep an image from eviction and pruning (running node only, needs the admin token)",
+				ArgsUsage: "NAMESPACE/REPO:TAG|NAMESPACE/REPO@DIGEST", Flags: flags, Action: cachePinCommand(true)},
+			{Name: "unpin", Usage: "drop the pin of `cairn cache pin` (running node only, needs the admin token)",
+				ArgsUsage: "NAMESPACE/REPO:TAG|NAMESPACE/REPO@DIGEST", Flags: flags, Action: cachePinCommand(false)},
+			{Name: "prune", Usage: "remove unpinned blobs not read for a while (needs the admin token)",
+				Flags: append([]cli.Flag{&cli.StringFlag{Name: "older-than", Required: true,
+					Usage: "age of the last read, a Go duration (720h) or days (30d)"}}, flags...),
+				Action: cachePruneCommand},
 		},
 	}
 }
@@ -159,12 +171,29 @@ func newAdminClient(base, tokenFile string) (*adminClient, error) {
 	return a, nil
 }
 
-// do sends one call and decodes its JSON answer into out (nil: discard).
-// A non-2xx answer becomes an error carrying the API's message.
+// do sends one call without a body; see send.
 func (a *adminClient) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, nil)
+	return a.send(ctx, method, path, nil, out)
+}
+
+// send sends one call with in as its JSON body (nil: none) and decodes
+// the JSON answer into out (nil: discard). A non-2xx answer becomes an
+// error carrying the API's message.
+func (a *adminClient) send(ctx context.Context, method, path string, in, out any) error {
+	var reqBody io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("admin API: %w", err)
+		}
+		reqBody = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, reqBody)
 	if err != nil {
 		return fmt.Errorf("admin API: %w", err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
@@ -220,4 +249,155 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func cacheLsCommand(c *cli.Context) error {
+	rows, err := fetchTags(c)
+	if err != nil {
+		return err
+	}
+	return render(c, rows, func(tw *tabwriter.Writer) {
+		fmt.Fprintln(tw, "REPOSITORY\tTAG\tDIGEST\tMEDIA TYPE\tLAST PULLED\tSIZE")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Repo, r.Tag, shortDigest(r.Digest),
+				r.MediaType, r.CheckedAt.Local().Format(time.DateTime), humanBytes(r.Bytes))
+		}
+	})
+}
+
+// fetchTags gets the tag rows from the node, or from the stopped node's
+// data directory.
+func fetchTags(c *cli.Context) ([]tagRow, error) {
+	var rows []tagRow
+	err := withNodeOrStore(c, func(a *adminClient) error {
+		return a.do(c.Context, http.MethodGet, "/api/v1/cache/repos", &rows)
+	}, func(s *storage.Store) error {
+		var err error
+		rows, err = listTags(s)
+		return err
+	})
+	return rows, err
+}
+
+// shortDigest is "sha256:" and the first 12 hex digits.
+func shortDigest(d string) string {
+	alg, hex, ok := strings.Cut(d, ":")
+	if !ok || len(hex) <= 12 {
+		return d
+	}
+	return alg + ":" + hex[:12]
+}
+
+// cachePinCommand is `cache pin` (pin true) or `cache unpin`. Pins are
+// set through the node's cache, which may fetch the image: no offline mode.
+func cachePinCommand(pin bool) cli.ActionFunc {
+	name, path := "unpin", "/api/v1/cache/unpin"
+	if pin {
+		name, path = "pin", "/api/v1/cache/pin"
+	}
+	return func(c *cli.Context) error {
+		if c.NArg() != 1 {
+			return fmt.Errorf("cache %s: want exactly one image reference, got %d arguments", name, c.NArg())
+		}
+		a, err := newAdminClient(c.String("admin"), c.String("token-file"))
+		if err != nil {
+			return err
+		}
+		var res pinResult
+		err = a.send(c.Context, http.MethodPost, path, refRequest{Ref: c.Args().First()}, &res)
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("cache %s: pinning needs the running node (--data-dir is not enough): %w", name, err)
+		}
+		if err != nil {
+			return err
+		}
+		return render(c, res, func(tw *tabwriter.Writer) {
+			fmt.Fprintf(tw, "%sned\t%s\t(reason %q)\n", name, res.Ref, res.Reason)
+		})
+	}
+}
+
+func cachePruneCommand(c *cli.Context) error {
+	raw := c.String("older-than")
+	age, err := parseAge(raw)
+	if err != nil {
+		return fmt.Errorf("--older-than: %w", err)
+	}
+	var res pruneResult
+	err = withNodeOrStore(c, func(a *adminClient) error {
+		return a.send(c.Context, http.MethodPost, "/api/v1/cache/prune", pruneRequest{OlderThan: raw}, &res)
+	}, func(s *storage.Store) error {
+		res, err = pruneStore(s, age, nil)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return render(c, res, func(tw *tabwriter.Writer) {
+		fmt.Fprintf(tw, "REMOVED\tBYTES\n%d\t%s\n", len(res.Removed), humanBytes(res.Bytes))
+	})
+}
+
+// duReport is the answer of `cache du --json`.
+type duReport struct {
+	cacheStats
+	Namespaces []namespaceUsage `json:"namespaces"`
+}
+
+// namespaceUsage sums the stored closures of a namespace's tags. A blob
+// shared by several tags or namespaces is counted in each.
+type namespaceUsage struct {
+	Namespace string `json:"namespace"`
+	Tags      int    `json:"tags"`
+	Bytes     int64  `json:"bytes"`
+}
+
+func cacheDuCommand(c *cli.Context) error {
+	var rep duReport
+	err := withNodeOrStore(c, func(a *adminClient) error {
+		var rows []tagRow
+		err := errors.Join(a.do(c.Context, http.MethodGet, "/api/v1/cache/stats", &rep.cacheStats),
+			a.do(c.Context, http.MethodGet, "/api/v1/cache/repos", &rows))
+		rep.Namespaces = byNamespace(rows)
+		return err
+	}, func(s *storage.Store) error {
+		rep.UsedBytes, rep.Blobs = s.Usage()
+		rows, err := listTags(s)
+		rep.Namespaces = byNamespace(rows)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return render(c, rep, func(tw *tabwriter.Writer) { printDu(tw, rep) })
+}
+
+// byNamespace sums tag rows per namespace, in the rows' order.
+func byNamespace(rows []tagRow) []namespaceUsage {
+	out := []namespaceUsage{}
+	for _, r := range rows {
+		if len(out) == 0 || out[len(out)-1].Namespace != r.Namespace {
+			out = append(out, namespaceUsage{Namespace: r.Namespace})
+		}
+		out[len(out)-1].Tags++
+		out[len(out)-1].Bytes += r.Bytes
+	}
+	return out
+}
+
+func printDu(tw *tabwriter.Writer, rep duReport) {
+	capacity := "unknown (offline)"
+	switch {
+	case rep.CapacityBytes == nil:
+	case *rep.CapacityBytes == 0:
+		capacity = "unlimited"
+	default:
+		capacity = humanBytes(*rep.CapacityBytes)
+	}
+	fmt.Fprintf(tw, "TOTAL\tBLOBS\tCAPACITY\n%s\t%d\t%s\n\n", humanBytes(rep.UsedBytes), rep.Blobs, capacity)
+	fmt.Fprintln(tw, "# per namespace: stored images of its tags; a blob shared by several tags or namespaces is counted in each")
+	fmt.Fprintln(tw, "NAMESPACE\tTAGS\tBYTES")
+	for _, n := range rep.Namespaces {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", n.Namespace, n.Tags, humanBytes(n.Bytes))
+	}
 }

@@ -5,8 +5,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cairn-mirror/cairn/storage"
 )
 
 const testToken = "s3cret-admin-token"
@@ -148,5 +152,236 @@ func TestCacheStatsOffline(t *testing.T) {
 	if _, err := runCLI(t, "cache", "stats", "--admin", "http://127.0.0.1:1", "--data-dir", t.TempDir()); err == nil ||
 		!strings.Contains(err.Error(), "not a cairn data directory") {
 		t.Errorf("offline stats on an empty dir: got %v, want a refusal", err)
+	}
+}
+
+// alpineRef is the fixture image's tag in canonical form.
+const alpineRef = "docker.io/library/alpine:3.19"
+
+// pullImage pulls the fixture image's manifest, config and layers through
+// the node and returns their digests and total size.
+func pullImage(t *testing.T, n *node, f *fixture) ([]string, int64) {
+	t.Helper()
+	resp, body := get(t, "GET", n.url("/v2/library/alpine/manifests/3.19"))
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pull manifest: %d %s", resp.StatusCode, body)
+	}
+	cfg, err := f.img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests, size := []string{digestOf(body), cfg.String()}, int64(len(body))
+	layers, err := f.img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range layers {
+		digests = append(digests, mustDigest(t, l))
+	}
+	for _, d := range digests[1:] {
+		b, err := readBlob(n.url("/v2/library/alpine/blobs/" + d))
+		if err != nil {
+			t.Fatalf("pull %s: %v", d, err)
+		}
+		size += int64(len(b))
+	}
+	return digests, size
+}
+
+// upstreamBlobGETs counts the upstream GETs of the given blobs.
+func upstreamBlobGETs(f *fixture, digests []string) int {
+	n := 0
+	for _, d := range digests {
+		n += f.docker.count("GET", "/blobs/"+d)
+	}
+	return n
+}
+
+func lsJSON(t *testing.T, args ...string) []tagRow {
+	t.Helper()
+	out, err := runCLI(t, append([]string{"cache", "ls", "--json"}, args...)...)
+	if err != nil {
+		t.Fatalf("cache ls %v: %v", args, err)
+	}
+	var rows []tagRow
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("cache ls --json: %v\n%s", err, out)
+	}
+	return rows
+}
+
+func TestCacheLs(t *testing.T) {
+	f := newFixture(t)
+	digests, size := pullImage(t, f.node, f)
+	rows := lsJSON(t, "--admin", f.node.adminURL())
+	if len(rows) != 1 {
+		t.Fatalf("ls after one pull: got %d rows, want 1: %+v", len(rows), rows)
+	}
+	r := rows[0]
+	if r.Namespace+"/"+r.Repo+":"+r.Tag != alpineRef || r.Digest != digests[0] || r.Bytes != size || r.CheckedAt.IsZero() {
+		t.Errorf("ls row: got %+v, want %s -> %s, %d bytes, a checked_at", r, alpineRef, digests[0], size)
+	}
+	out, err := runCLI(t, "cache", "ls", "--admin", f.node.adminURL())
+	if err != nil || !strings.Contains(out, "docker.io/library/alpine") || !strings.Contains(out, shortDigest(digests[0])) {
+		t.Errorf("ls table: got %q, %v, want the repository and short digest", out, err)
+	}
+	f.node.stop(t)
+	offline := lsJSON(t, "--admin", "http://127.0.0.1:1", "--data-dir", f.dataDir)
+	if len(offline) != 1 || offline[0].Bytes != size || offline[0].Digest != r.Digest {
+		t.Errorf("offline ls: got %+v, want the online row %+v", offline, r)
+	}
+}
+
+// pinReasons opens the stopped node's data dir and returns the pin
+// reasons of each digest.
+func pinReasons(t *testing.T, dataDir string, digests []string) [][]string {
+	t.Helper()
+	s, err := storage.Open(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := make([][]string, len(digests))
+	for i, d := range digests {
+		if out[i], err = s.PinReasons(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// pruneAll runs `cache prune --older-than 0s`: everything unpinned goes.
+func pruneAll(t *testing.T, args ...string) pruneResult {
+	t.Helper()
+	return pruneOlder(t, "0s", args...)
+}
+
+func pruneOlder(t *testing.T, age string, args ...string) pruneResult {
+	t.Helper()
+	out, err := runCLI(t, append([]string{"cache", "prune", "--json", "--older-than", age}, args...)...)
+	if err != nil {
+		t.Fatalf("cache prune %v: %v", args, err)
+	}
+	var res pruneResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("cache prune --json: %v\n%s", err, out)
+	}
+	return res
+}
+
+func TestCachePinKeepsImageThroughPrune(t *testing.T) {
+	f, tok := tokenFixture(t)
+	digests, _ := pullImage(t, f.node, f)
+	admin := f.node.adminURL()
+	auth := []string{"--admin", admin, "--token-file", tok}
+
+	if _, err := runCLI(t, "cache", "pin", "--admin", admin, alpineRef); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("pin without a token: got %v, want a 401 error", err)
+	}
+	for _, c := range []struct{ ref, want string }{
+		{"not a ref", "400"},
+		{"docker.io/library/alpine:missing", "404"},
+	} {
+		if _, err := runCLI(t, append([]string{"cache", "pin"}, append(auth, c.ref)...)...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("pin %q: got %v, want a %s error", c.ref, err, c.want)
+		}
+	}
+	if out, err := runCLI(t, append([]string{"cache", "pin"}, append(auth, alpineRef)...)...); err != nil || !strings.Contains(out, alpineRef) {
+		t.Fatalf("pin: %q, %v", out, err)
+	}
+	if res := pruneAll(t, auth...); len(res.Removed) != 0 {
+		t.Errorf("prune of a pinned image: removed %v, want nothing", res.Removed)
+	}
+
+	f.node.stop(t)
+	for i, reasons := range pinReasons(t, f.dataDir, digests) {
+		if !slices.Contains(reasons, pinReason) {
+			t.Errorf("pin reasons of %s after cache pin: got %v, want %q among them", digests[i], reasons, pinReason)
+		}
+	}
+	f.node = startNode(t, testConfig(t, f.dataDir, f.docker.host(), f.ghcr.host(), "admin: {token_file: '"+tok+"'}"))
+	auth[1] = f.node.adminURL()
+
+	if _, err := runCLI(t, append([]string{"cache", "unpin"}, append(auth, alpineRef)...)...); err != nil {
+		t.Fatalf("unpin: %v", err)
+	}
+	res := pruneAll(t, auth...)
+	slices.Sort(res.Removed)
+	if want := slices.Sorted(slices.Values(digests)); !slices.Equal(res.Removed, want) {
+		t.Errorf("prune after unpin: removed %v, want the image %v", res.Removed, want)
+	}
+	before := upstreamBlobGETs(f, digests[1:])
+	pullImage(t, f.node, f)
+	if got, want := upstreamBlobGETs(f, digests[1:]), before+len(digests)-1; got != want {
+		t.Errorf("upstream blob GETs after prune and a new pull: got %d, want %d", got, want)
+	}
+}
+
+func TestCachePinNeedsRunningNode(t *testing.T) {
+	f := newFixture(t)
+	f.node.stop(t)
+	_, err := runCLI(t, "cache", "pin", "--admin", "http://127.0.0.1:1", "--data-dir", f.dataDir, alpineRef)
+	if err == nil || !strings.Contains(err.Error(), "pinning needs the running node") {
+		t.Errorf("pin without a node: got %v, want an error saying it needs the running node", err)
+	}
+}
+
+func TestCachePruneOffline(t *testing.T) {
+	f := newFixture(t)
+	d := pullLayer(t, f)
+	f.node.stop(t)
+	res := pruneAll(t, "--admin", "http://127.0.0.1:1", "--data-dir", f.dataDir)
+	if !slices.Contains(res.Removed, d) || res.Bytes <= 0 {
+		t.Fatalf("offline prune: got %+v, want %s removed", res, d)
+	}
+	f.node = startNode(t, testConfig(t, f.dataDir, f.docker.host(), f.ghcr.host()))
+	pullLayer(t, f)
+	if n := f.docker.count("GET", "/blobs/"+d); n != 2 {
+		t.Errorf("upstream GETs of %s after prune and a second pull: got %d, want 2", d, n)
+	}
+}
+
+func TestCachePruneKeepsRecent(t *testing.T) {
+	f, tok := tokenFixture(t)
+	d := pullLayer(t, f)
+	res := pruneOlder(t, "1d", "--admin", f.node.adminURL(), "--token-file", tok)
+	if len(res.Removed) != 0 {
+		t.Errorf("prune --older-than 1d right after a pull: removed %v, want nothing (%s is recent)", res.Removed, d)
+	}
+}
+
+func TestParseAge(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"720h", 720 * time.Hour, true},
+		{"30d", 30 * 24 * time.Hour, true},
+		{"0s", 0, true},
+		{"0d", 0, true},
+		{"1.5d", 0, false},
+		{"-1h", 0, false},
+		{"-2d", 0, false},
+		{"", 0, false},
+		{"d", 0, false},
+	}
+	for _, tt := range tests {
+		got, err := parseAge(tt.in)
+		if got != tt.want || (err == nil) != tt.ok {
+			t.Errorf("parseAge(%q): got %v, %v, want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestCacheDu(t *testing.T) {
+	f := newFixture(t)
+	_, size := pullImage(t, f.node, f)
+	st := statsJSON(t, "--admin", f.node.adminURL())
+	out, err := runCLI(t, "cache", "du", "--admin", f.node.adminURL())
+	for _, want := range []string{humanBytes(st.UsedBytes), "unlimited", "docker.io", humanBytes(size), "counted in each"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Errorf("cache du: got %q, %v, want it to contain %q", out, err, want)
+		}
 	}
 }

@@ -81,7 +81,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (s *server, err error) {
 	}
 	if cfg.AdminListen != "" {
 		s.admin = newHTTPServer(adminHandler(reg, &s.ready, &cacheAPI{
-			store: store, capacity: int64(cfg.Cache.MaxSize), tokenFile: cfg.Admin.TokenFile, log: log.With("component", "admin"),
+			store: store, pins: c, capacity: int64(cfg.Cache.MaxSize), tokenFile: cfg.Admin.TokenFile, log: log.With("component", "admin"),
 		}), log)
 		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("admin_listen: %w", err)
