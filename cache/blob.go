@@ -34,7 +34,7 @@ func (c *Cache) StatBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	if ns.Upstream == nil {
 		return oci.Descriptor{}, fmt.Errorf("blob %s in %s: %w", dgst, repo.Canonical(), ocierr.BlobUnknown)
 	}
-	if size, ok := c.fillSize(dgst); ok && !ns.Private { // a private repo asks its upstream (that confirms it)
+	if size, ok := c.fillSize(dgst, repo); ok { // only a fill for this repository
 		return oci.Descriptor{MediaType: oci.MediaTypeOctetStream, Digest: dgst, Size: size}, nil
 	}
 	var d upstream.Descriptor
@@ -73,9 +73,9 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	}
 	c.metrics.results.WithLabelValues("blob", "miss").Inc()
 	src := upstreamSource{c: c, ns: ns, repo: repo.Name, digest: dgst}
-	f, joined := c.startFill(ctx, ns, src, repo, dgst)
-	if joined && f.repo != repo {
-		// Someone else's fill: in a credentialed namespace this repository
+	f, joined := c.startFill(ns, src, repo, dgst)
+	if joined && f.repo != repo && (ns.Private || c.nss[f.repo.Namespace].Private) {
+		// Someone else's fill, and credentials on one side: this repository
 		// must be entitled to the digest before it reads along.
 		if err := c.authorize(ctx, ns, repo, dgst, false); err != nil {
 			return nil, err
@@ -110,20 +110,28 @@ func (s upstreamSource) Open(ctx context.Context, offset int64) (*upstream.Blob,
 	return b, err
 }
 
-// authorize enforces tenancy in a credentialed namespace: repo is served
-// dgst only once linked, that is once the upstream served it for repo or
-// confirms it now with one HEAD (coalesced across concurrent requests).
-// With the upstream down an unlinked pair gets UNAVAILABLE. Anonymous
-// namespaces share content across repositories.
+// authorize enforces tenancy (ARCHITECTURE.md rule 6). In a credentialed
+// namespace repo is served dgst only once linked: the upstream served it
+// for repo, or confirms it now with one HEAD (coalesced). Namespaces
+// without credentials share content, but only content that came through,
+// or was confirmed for, such a namespace (BlobInfo.Shared): what was
+// fetched with credentials never leaks to them. A hosted namespace serves
+// what is shared or linked to it. With the upstream down, an unconfirmed
+// pair gets UNAVAILABLE.
 func (c *Cache) authorize(ctx context.Context, ns *Namespace, repo route.Repo, dgst string, manifest bool) error {
 	if !ns.Private {
-		return nil
+		if info, err := c.store.Stat(dgst); err == nil && info.Shared {
+			return nil
+		}
 	}
 	linked, err := c.store.Linked(repo.Namespace, repo.Name, dgst)
 	if err != nil || linked {
 		return err
 	}
-	key := "confirm\x00" + repo.Canonical() + "\x00" + dgst
+	if ns.Upstream == nil {
+		return unknown(dgst, repo, manifest)
+	}
+	key := fmt.Sprintf("confirm\x00%s\x00%s\x00%v", repo.Canonical(), dgst, manifest)
 	_, err = shared(ctx, c, key, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, c.guard(ctx, ns, ns.HeadTimeout, func(ctx context.Context) (err error) {
 			if manifest {
@@ -138,15 +146,36 @@ func (c *Cache) authorize(ctx context.Context, ns *Namespace, repo route.Repo, d
 		return fmt.Errorf("confirming %s for %s with the upstream: %w", dgst, repo.Canonical(), err)
 	}
 	c.metrics.results.WithLabelValues("link", "confirmed").Inc()
+	c.markShared(ns, dgst)
 	return c.store.Link(repo.Namespace, repo.Name, dgst, storage.LinkConfirmed)
 }
 
-// fillSize is the size of a blob being filled, when its source has said.
-func (c *Cache) fillSize(dgst string) (int64, bool) {
+func unknown(dgst string, repo route.Repo, manifest bool) error {
+	code := ocierr.BlobUnknown
+	if manifest {
+		code = ocierr.ManifestUnknown
+	}
+	return fmt.Errorf("%s in %s: %w", dgst, repo.Canonical(), code)
+}
+
+// markShared records content that came through a namespace without
+// credentials (a no-op for credentialed ones, and for what is not stored).
+func (c *Cache) markShared(ns *Namespace, dgst string) {
+	if ns.Private {
+		return
+	}
+	if err := c.store.MarkShared(dgst); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		c.log.Warn("marking a blob shared", "digest", dgst, "err", err)
+	}
+}
+
+// fillSize is the size of a blob being filled for repo, when its source has
+// said (a fill for another repository tells nothing: tenancy).
+func (c *Cache) fillSize(dgst string, repo route.Repo) (int64, bool) {
 	c.mu.Lock()
 	f, ok := c.inflight[dgst]
 	c.mu.Unlock()
-	if !ok {
+	if !ok || f.repo != repo {
 		return 0, false
 	}
 	st := f.state()

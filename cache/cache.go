@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,9 @@ type Cache struct {
 
 	mu       sync.Mutex
 	inflight map[string]*fill // by digest: one fill per digest, process-wide
+	root     context.Context  // fills run under it: detached from requests, ended by Close
+	stop     context.CancelFunc
+	fills    sync.WaitGroup
 
 	useMu    sync.Mutex
 	inUse    map[string]int // blobs being read, by digest (under useMu)
@@ -143,12 +147,20 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 	for name := range c.nss {
 		c.breakers[name] = &breaker{threshold: max(c.breakAt, 1), cooldown: c.cooldown}
 	}
+	c.root, c.stop = context.WithCancel(context.Background())
 	m, err := newMetrics(c.reg, store, c.limit.Max)
 	if err != nil {
 		return nil, fmt.Errorf("cache: metrics: %w", err)
 	}
 	c.metrics = m
 	return c, nil
+}
+
+// Close stops the fills still running (their temp files are removed) and
+// waits for them, so the store can be closed after it.
+func (c *Cache) Close() {
+	c.stop()
+	c.fills.Wait()
 }
 
 func (c *Cache) namespace(name string) (*Namespace, error) {

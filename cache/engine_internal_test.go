@@ -67,7 +67,7 @@ func TestZeroSizeFollower(t *testing.T) {
 		return &upstream.Blob{Body: &slowEOF{ctx: ctx, r: bytes.NewReader(nil), wait: 200 * time.Millisecond}, Size: 0}, nil
 	})
 	ctx := context.Background()
-	f, _ := c.startFill(ctx, ns, src, repo, dgst)
+	f, _ := c.startFill(ns, src, repo, dgst)
 	b, err := c.follow(ctx, f, repo)
 	if err != nil {
 		t.Logf("follow: %v (reader got a clean error before headers)", err)

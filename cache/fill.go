@@ -14,6 +14,10 @@ import (
 	"github.com/cairn-mirror/cairn/upstream"
 )
 
+// errIdle is why a fill's source was cancelled when it sent nothing for
+// fill_idle_timeout: an outage, unlike a client leaving.
+var errIdle = errors.New("no bytes from the source within fill_idle_timeout")
+
 // errTemp marks a failure to write the temp file (a full disk, say): final
 // for the fill, since reopening the source cannot mend it.
 var errTemp = errors.New("writing the temp file")
@@ -77,10 +81,11 @@ func (f *fill) update(change func()) {
 }
 
 // startFill returns the fill in flight for dgst (joined true), or starts
-// one for repo reading from src. The fill runs on a context detached from the request's, so the
+// one for repo reading from src. The fill runs on the cache's own context,
+// detached from the request's, so the
 // client that started it may leave; it is bounded by fillBound and fails
 // after the namespace's FillIdleTimeout without progress.
-func (c *Cache) startFill(ctx context.Context, ns *Namespace, src Source, repo route.Repo, dgst string) (f *fill, joined bool) {
+func (c *Cache) startFill(ns *Namespace, src Source, repo route.Repo, dgst string) (f *fill, joined bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.inflight[dgst]; ok {
@@ -90,7 +95,11 @@ func (c *Cache) startFill(ctx context.Context, ns *Namespace, src Source, repo r
 	f = newFill(repo, dgst)
 	c.inflight[dgst] = f
 	c.metrics.inflight.Inc()
-	go c.runFill(context.WithoutCancel(ctx), f, src, ns.FillIdleTimeout)
+	c.fills.Add(1)
+	go func() {
+		defer c.fills.Done()
+		c.runFill(c.root, f, src, ns.FillIdleTimeout)
+	}()
 	return f, false
 }
 
@@ -121,6 +130,9 @@ func (c *Cache) commitFill(f *fill) (string, error) {
 	_, err := f.state().w.Commit(storage.KindUnknown, "")
 	switch {
 	case err == nil:
+		if ns, ok := c.nss[f.repo.Namespace]; ok {
+			c.markShared(ns, f.digest)
+		}
 		c.committed()
 		return "committed", nil
 	case errors.Is(err, storage.ErrDigestMismatch), errors.Is(err, storage.ErrSizeMismatch):
@@ -161,9 +173,9 @@ func isFinal(err error) bool {
 // pumpBody opens the source at the fill's offset and copies one body. A
 // body that ends before the announced size is an error (to resume).
 func (c *Cache) pumpBody(ctx context.Context, f *fill, src Source, idle time.Duration, buf []byte) error {
-	bctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	timer := time.AfterFunc(idle, cancel) // stops a source that sends nothing
+	bctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(idle, func() { cancel(errIdle) }) // stops a source that sends nothing
 	defer timer.Stop()
 	body, err := src.Open(bctx, f.state().written)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
+	"github.com/cairn-mirror/cairn/storage"
 )
 
 // follow returns a reader of the fill once its size is known: every reader,
@@ -20,6 +21,11 @@ import (
 // verified file instead (there is no Content-Length to promise).
 func (c *Cache) follow(ctx context.Context, f *fill, repo route.Repo) (oci.Blob, error) {
 	start := time.Now()
+	// In use while waiting: the blob must not be evicted between the
+	// fill's commit and this reader's open (the returned blob holds its
+	// own mark before this one is released).
+	c.acquire(f.digest)
+	defer c.release(f.digest)
 	for {
 		st := f.state()
 		switch {
@@ -27,7 +33,12 @@ func (c *Cache) follow(ctx context.Context, f *fill, repo route.Repo) (oci.Blob,
 			return nil, st.err
 		case st.done:
 			c.link(repo, f.digest)
-			return c.openCommitted(f.digest)
+			b, err := c.openCommitted(f.digest)
+			if errors.Is(err, storage.ErrNotFound) {
+				// Evicted between the commit and this reader: a miss.
+				return c.OpenBlob(ctx, repo, f.digest)
+			}
+			return b, err
 		case st.opened && st.size > 0:
 			// (An empty or unsized blob has no last byte to hold back:
 			// its readers wait for the verified file.)

@@ -43,12 +43,12 @@ func (b *breaker) allow(now time.Time) bool {
 }
 
 func (b *breaker) record(err error, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.probing = false // whatever happened, the probe is over
 	if errors.Is(err, context.Canceled) {
 		return // the client left; says nothing about the upstream
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.probing = false
 	if !errors.Is(err, ocierr.Unavailable) {
 		b.failures = 0
 		return
@@ -71,6 +71,9 @@ func (c *Cache) guard(ctx context.Context, ns *Namespace, timeout time.Duration,
 		defer cancel()
 	}
 	err := call(ctx)
+	if errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errIdle) {
+		err = fmt.Errorf("%w: %w", errIdle, ocierr.Unavailable) // the upstream stalled
+	}
 	b.record(err, c.now())
 	return err
 }

@@ -26,7 +26,7 @@ func TestHoldLastByte(t *testing.T) {
 		return &upstream.Blob{Body: &slowEOF{ctx: ctx, r: bytes.NewReader(bad), wait: 500 * time.Millisecond}, Size: int64(len(bad))}, nil
 	})
 	ctx := context.Background()
-	f, _ := c.startFill(ctx, ns, src, repo, dgst)
+	f, _ := c.startFill(ns, src, repo, dgst)
 	b, err := c.follow(ctx, f, repo)
 	if err != nil {
 		t.Fatal(err)

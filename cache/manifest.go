@@ -98,6 +98,7 @@ func (c *Cache) fetchManifest(ctx context.Context, ns *Namespace, repo route.Rep
 		return oci.Manifest{}, fmt.Errorf("commit manifest %s: %w", m.Digest, err)
 	}
 	c.inheritPins(m.Digest)
+	c.markShared(ns, m.Digest)
 	c.committed()
 	if err := c.store.Link(repo.Namespace, repo.Name, m.Digest, storage.LinkServed); err != nil {
 		return oci.Manifest{}, err

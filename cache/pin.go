@@ -94,21 +94,104 @@ func (c *Cache) inheritPins(dgst string) {
 	}
 }
 
-// pinByRules pins a tag just written if a rule covers it.
+// rulePrefix starts the pin reasons of config rules.
+const rulePrefix = "config:"
+
+// pinByRules pins a tag just written if a rule covers it, and releases
+// what that rule no longer covers (the tag's previous image).
 func (c *Cache) pinByRules(repo route.Repo, tag, dgst string) {
 	for _, r := range c.pins {
-		if r.Matches(repo.Canonical(), tag) {
-			if err := c.pinClosure(dgst, "config:"+r.Raw); err != nil {
-				c.log.Warn("pinning by rule", "rule", r.Raw, "err", err)
-			}
+		if !r.Matches(repo.Canonical(), tag) {
+			continue
+		}
+		err := c.pinClosure(dgst, rulePrefix+r.Raw)
+		if err == nil {
+			err = c.sweepPins(map[string]route.PinRule{rulePrefix + r.Raw: r})
+		}
+		if err != nil {
+			c.log.Warn("pinning by rule", "rule", r.Raw, "err", err)
 		}
 	}
+}
+
+// sweepPins unpins, for each rule reason given, every digest outside the
+// closures of the tags the rule covers now (a tag that moved leaves its
+// old image unpinned). Shared layers stay pinned while any covered image
+// names them.
+func (c *Cache) sweepPins(rules map[string]route.PinRule) error {
+	keep, err := c.coveredByRules(rules)
+	if err != nil {
+		return err
+	}
+	var drop [][2]string
+	err = c.store.EachPin(func(d, reason string) error {
+		if _, ok := rules[reason]; ok && !keep[reason][d] {
+			drop = append(drop, [2]string{d, reason})
+		}
+		return nil
+	})
+	for _, p := range drop {
+		if err == nil {
+			err = c.store.Unpin(p[0], p[1])
+		}
+	}
+	return err
+}
+
+// coveredByRules: per rule reason, the digests of the images its tags name.
+func (c *Cache) coveredByRules(rules map[string]route.PinRule) (map[string]map[string]bool, error) {
+	type hit struct{ reason, digest string }
+	var hits []hit
+	err := c.store.EachTag(func(ns, repo, tag string, rec storage.TagRecord) error {
+		for reason, r := range rules {
+			if r.Matches(ns+"/"+repo, tag) {
+				hits = append(hits, hit{reason, rec.Digest})
+			}
+		}
+		return nil
+	})
+	keep := make(map[string]map[string]bool, len(rules))
+	for reason := range rules {
+		keep[reason] = map[string]bool{}
+	}
+	for _, h := range hits {
+		closure, cerr := c.store.Closure(h.digest)
+		for _, d := range closure {
+			keep[h.reason][d] = true
+		}
+		err = errors.Join(err, cerr)
+	}
+	return keep, err
+}
+
+// dropStaleRules unpins reasons of rules no longer in the config.
+func (c *Cache) dropStaleRules() error {
+	configured := map[string]bool{}
+	for _, r := range c.pins {
+		configured[rulePrefix+r.Raw] = true
+	}
+	var drop [][2]string
+	err := c.store.EachPin(func(d, reason string) error {
+		if strings.HasPrefix(reason, rulePrefix) && !configured[reason] {
+			drop = append(drop, [2]string{d, reason})
+		}
+		return nil
+	})
+	for _, p := range drop {
+		if err == nil {
+			err = c.store.Unpin(p[0], p[1])
+		}
+	}
+	return err
 }
 
 // applyPins pins what the rules cover among cached tags, and fetches the
 // images exact rules name, all platforms, so an offline site has them. It
 // reports whether everything is in place (else Run tries again later).
 func (c *Cache) applyPins(ctx context.Context) bool {
+	if err := c.dropStaleRules(); err != nil {
+		c.log.Warn("dropping pins of rules no longer configured", "err", err)
+	}
 	if len(c.pins) == 0 {
 		return true
 	}
@@ -118,9 +201,19 @@ func (c *Cache) applyPins(ctx context.Context) bool {
 		hits = append(hits, hit{ns + "/" + repo, tag, rec.Digest})
 		return nil
 	})
-	for _, h := range hits {
-		ns, name, _ := strings.Cut(h.repo, "/")
-		c.pinByRules(route.Repo{Namespace: ns, Name: name}, h.tag, h.digest)
+	rules := make(map[string]route.PinRule, len(c.pins))
+	for _, r := range c.pins {
+		rules[rulePrefix+r.Raw] = r
+		for _, h := range hits {
+			if r.Matches(h.repo, h.tag) {
+				if err := c.pinClosure(h.digest, rulePrefix+r.Raw); err != nil {
+					c.log.Warn("pinning by rule", "rule", r.Raw, "err", err)
+				}
+			}
+		}
+	}
+	if err := c.sweepPins(rules); err != nil { // one pass for all rules
+		c.log.Warn("releasing pins rules no longer cover", "err", err)
 	}
 	done := true
 	for _, r := range c.pins {
@@ -142,7 +235,7 @@ func (c *Cache) prefetch(ctx context.Context, r route.PinRule) error {
 	if err != nil {
 		return err
 	}
-	if err := c.pinClosure(dgst, "config:"+r.Raw); err != nil {
+	if err := c.pinClosure(dgst, rulePrefix+r.Raw); err != nil {
 		return err
 	}
 	return c.fetchTree(ctx, repo, dgst)

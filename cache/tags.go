@@ -109,7 +109,7 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 	}
 	c.metrics.results.WithLabelValues("tag", "miss").Inc()
 	m, err := c.movedTo(ctx, ns, repo, ref, accept)
-	if err != nil || !(isIndex(m.MediaType) || takesAnyIndex(accept)) {
+	if err != nil || !c.tagNames(ctx, ns, repo, tag, m, accept) {
 		// A client that cannot take every kind of index may have been
 		// given one platform's manifest in place of the tag's index: it
 		// gets its answer, and the tag keeps pointing where full clients
@@ -123,6 +123,23 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 		c.pinByRules(repo, tag, m.Digest)
 	}
 	return m, err
+}
+
+// tagNames reports whether m is what the tag names for every client, so
+// that it may be recorded: an index, or any answer to a client that takes
+// both index types. For a narrower client, one HEAD with the full Accept
+// list tells an image tag from an index the upstream swapped for one
+// platform's manifest.
+func (c *Cache) tagNames(ctx context.Context, ns *Namespace, repo route.Repo, tag string, m oci.Manifest, accept []string) bool {
+	if isIndex(m.MediaType) || takesAnyIndex(accept) {
+		return true
+	}
+	var desc upstream.Descriptor
+	err := c.guard(ctx, ns, ns.HeadTimeout, func(ctx context.Context) (err error) {
+		desc, err = ns.Upstream.HeadManifest(ctx, repo.Name, tag, oci.DefaultAccept())
+		return err
+	})
+	return err == nil && desc.Digest == m.Digest
 }
 
 // movedTo returns the manifest ref names: held already if ref is a digest

@@ -52,13 +52,12 @@ func (s *Store) Touch(digest string) {
 func (s *Store) FlushAccess() error {
 	s.accessMu.Lock()
 	batch := s.pending
-	if len(batch) > 0 {
-		s.pending = make(map[string]time.Time)
-	}
-	s.accessMu.Unlock()
 	if len(batch) == 0 {
+		s.accessMu.Unlock()
 		return nil
 	}
+	s.pending = make(map[string]time.Time)
+	s.accessMu.Unlock()
 	if err := s.writeAccess(batch); err != nil {
 		return fmt.Errorf("storage: flush access times: %w", err)
 	}

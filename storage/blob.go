@@ -38,6 +38,10 @@ type BlobInfo struct {
 	MediaType  string
 	Created    time.Time // first commit
 	LastAccess time.Time // last commit or Touch
+	// Shared: the blob arrived through, or was confirmed for, a namespace
+	// without credentials, so any such namespace may serve it (see
+	// MarkShared). Gone with the blob when it is removed.
+	Shared bool
 }
 
 // blobRecord is the JSON value of a blob/<digest> key.
@@ -47,11 +51,33 @@ type blobRecord struct {
 	MediaType  string    `json:"media_type"`
 	Created    time.Time `json:"created"`
 	LastAccess time.Time `json:"last_access"`
+	Shared     bool      `json:"shared,omitempty"`
 }
 
 func (r blobRecord) info(digest string) BlobInfo {
 	return BlobInfo{Digest: digest, Size: r.Size, Kind: r.Kind, MediaType: r.MediaType,
-		Created: r.Created, LastAccess: r.LastAccess}
+		Created: r.Created, LastAccess: r.LastAccess, Shared: r.Shared}
+}
+
+// MarkShared records that digest may be served in namespaces without
+// credentials. ErrNotFound if the blob is not committed.
+func (s *Store) MarkShared(digest string) error {
+	if info, ok := s.infos.Get(digest); ok && info.Shared {
+		return nil
+	}
+	var rec blobRecord
+	err := s.update(func(txn *badger.Txn) error {
+		if err := getJSON(txn, blobKey(digest), &rec); err != nil {
+			return err
+		}
+		rec.Shared = true
+		return setJSON(txn, blobKey(digest), rec)
+	})
+	if err != nil {
+		return fmt.Errorf("storage: mark shared %s: %w", digest, err)
+	}
+	s.infos.Add(digest, rec.info(digest))
+	return nil
 }
 
 // Stat returns the metadata of a committed blob: ErrNotFound if it is not

@@ -57,3 +57,26 @@ func (s *Store) EachTag(fn func(ns, repo, tag string, rec TagRecord) error) erro
 		return nil
 	})
 }
+
+// EachPin calls fn for every (digest, reason) pin, until fn returns an
+// error (which EachPin returns). fn runs inside a read transaction: it must
+// not call the Store's writing methods.
+func (s *Store) EachPin(fn func(digest, reason string) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte(pinPrefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			d, reason, ok := strings.Cut(strings.TrimPrefix(string(it.Item().Key()), pinPrefix), sep)
+			if !ok {
+				continue
+			}
+			if err := fn(d, reason); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

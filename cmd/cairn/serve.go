@@ -156,6 +156,7 @@ func (s *server) Run(ctx context.Context) error {
 		return nil
 	})
 	err := g.Wait()
+	s.cache.Close() // fills still running end before the store closes
 	return errors.Join(err, s.store.Close())
 }
 
