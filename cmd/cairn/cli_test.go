@@ -99,3 +99,30 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: %q, %v", out, err)
 	}
 }
+
+func TestPinRulesCanonical(t *testing.T) {
+	cfg, err := config.Load(strings.NewReader(`version: 1
+cache: {pin: ["docker.io/alpine:3.19", "docker.io/org/app:v1", "ghcr.io/app:v1", "docker.io/library/*"]}
+upstreams:
+  - {name: docker.io, url: "https://registry-1.docker.io", default: true}
+  - {name: ghcr.io, url: "https://ghcr.io"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := pinRules(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rules {
+		got = append(got, r.Raw)
+	}
+	want := "docker.io/library/alpine:3.19 docker.io/org/app:v1 ghcr.io/app:v1 docker.io/library/*"
+	if strings.Join(got, " ") != want {
+		t.Errorf("got %v, want %s", got, want)
+	}
+	if _, err := config.Load(strings.NewReader("version: 1\ncache: {pin: [\"quay.io/x:1\"]}\nupstreams: [{name: docker.io, url: \"https://registry-1.docker.io\"}]\n")); err == nil || !strings.Contains(err.Error(), "cache.pin[0]") {
+		t.Errorf("a rule for an unconfigured namespace: %v, want a cache.pin[0] problem", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -107,13 +108,9 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	if err != nil {
 		return nil, nil, err
 	}
-	pins := make([]route.PinRule, 0, len(cfg.Cache.Pin))
-	for _, p := range cfg.Cache.Pin {
-		rule, err := route.ParsePinRule(p) // validated with the config
-		if err != nil {
-			return nil, nil, err
-		}
-		pins = append(pins, rule)
+	pins, err := pinRules(cfg)
+	if err != nil {
+		return nil, nil, err
 	}
 	c, err := cache.New(store, nss,
 		cache.WithLogger(log.With("component", "cache")),
@@ -198,4 +195,28 @@ func (s *server) close() {
 		}
 	}
 	s.store.Close()
+}
+
+// pinRules parses the config's pin rules (validated with the config) and
+// adds library/ where the namespace does, so "docker.io/alpine:3.19" pins
+// docker.io/library/alpine:3.19 as a pull of "alpine" would.
+func pinRules(cfg *config.Config) ([]route.PinRule, error) {
+	prefixed := map[string]bool{}
+	for _, u := range cfg.Upstreams {
+		prefixed[u.Name] = *u.LibraryPrefix
+	}
+	rules := make([]route.PinRule, 0, len(cfg.Cache.Pin))
+	for _, raw := range cfg.Cache.Pin {
+		ns, rest, _ := strings.Cut(raw, "/")
+		repo := strings.FieldsFunc(rest, func(r rune) bool { return r == ':' || r == '@' })
+		if prefixed[ns] && len(repo) > 0 && !strings.ContainsAny(repo[0], "/*") {
+			raw = ns + "/library/" + rest
+		}
+		rule, err := route.ParsePinRule(raw)
+		if err != nil {
+			return nil, fmt.Errorf("cache.pin: %w", err)
+		}
+		rules = append(rules, rule)
+	}
+	return rules, nil
 }

@@ -72,11 +72,7 @@ func (c *Config) Validate() error {
 	p.check("cache.head_timeout", checkDuration(c.Cache.HeadTimeout))
 	p.check("cache.request_timeout", checkDuration(c.Cache.RequestTimeout))
 	p.check("cache.breaker_cooldown", checkDuration(c.Cache.BreakerCooldown))
-	for i, rule := range c.Cache.Pin {
-		if _, err := route.ParsePinRule(rule); err != nil {
-			p.addf(fmt.Sprintf("cache.pin[%d]", i), "%v", err)
-		}
-	}
+	c.validatePins(&p)
 	if !(c.Cache.EvictHigh > 0 && c.Cache.EvictHigh <= 1) {
 		p.addf("cache.evict_high", "must be in (0, 1], got %v", c.Cache.EvictHigh)
 	}
@@ -206,6 +202,24 @@ func (u Upstream) validateCredentials(at string, p *problems) {
 			p.addf(at+".password_file", "%v", err)
 		} else if fi.IsDir() {
 			p.addf(at+".password_file", "%s is a directory", u.PasswordFile)
+		}
+	}
+}
+
+// validatePins: each rule parses and names a configured namespace first.
+func (c *Config) validatePins(p *problems) {
+	names := map[string]bool{}
+	for _, u := range c.Upstreams {
+		names[u.Name] = true
+	}
+	for i, rule := range c.Cache.Pin {
+		at := fmt.Sprintf("cache.pin[%d]", i)
+		if _, err := route.ParsePinRule(rule); err != nil {
+			p.addf(at, "%v", err)
+			continue
+		}
+		if ns, _, _ := strings.Cut(rule, "/"); !names[ns] {
+			p.addf(at, "%q does not start with a configured namespace (canonical names: <namespace>/<repo>)", rule)
 		}
 	}
 }
