@@ -67,17 +67,29 @@ func (c *Cache) resolveRef(ctx context.Context, ref string, fetch bool) (route.R
 }
 
 // pinClosure pins dgst and everything the manifest graph says it holds.
+// It repeats until the closure stops growing: a child manifest committed
+// meanwhile (its inheritPins saw no pin yet) has its own refs pinned too.
 func (c *Cache) pinClosure(dgst, reason string) error {
-	closure, err := c.store.Closure(dgst)
-	if err != nil {
-		return err
-	}
-	for _, d := range closure {
-		if err := c.store.Pin(d, reason); err != nil {
+	pinned := map[string]bool{}
+	for {
+		closure, err := c.store.Closure(dgst)
+		if err != nil {
 			return err
 		}
+		grew := false
+		for _, d := range closure {
+			if pinned[d] {
+				continue
+			}
+			if err := c.store.Pin(d, reason); err != nil {
+				return err
+			}
+			pinned[d], grew = true, true
+		}
+		if !grew {
+			return nil
+		}
 	}
-	return nil
 }
 
 // inheritPins runs after a manifest is committed: if it is pinned (it was
