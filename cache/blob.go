@@ -62,7 +62,7 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 			b.Close()
 			return nil, err
 		}
-		c.metrics.results.WithLabelValues("blob", "hit").Inc()
+		c.count("blob", "hit")
 		return b, nil
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
@@ -71,7 +71,7 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	if ns.Upstream == nil {
 		return nil, fmt.Errorf("blob %s in %s: %w", dgst, repo.Canonical(), ocierr.BlobUnknown)
 	}
-	c.metrics.results.WithLabelValues("blob", "miss").Inc()
+	c.count("blob", "miss")
 	src := upstreamSource{c: c, ns: ns, repo: repo.Name, digest: dgst}
 	f, joined := c.startFill(ns, src, repo, dgst)
 	if joined && f.repo != repo && (ns.Private || c.nss[f.repo.Namespace].Private) {
@@ -145,7 +145,7 @@ func (c *Cache) authorize(ctx context.Context, ns *Namespace, repo route.Repo, d
 	if err != nil {
 		return fmt.Errorf("confirming %s for %s with the upstream: %w", dgst, repo.Canonical(), err)
 	}
-	c.metrics.results.WithLabelValues("link", "confirmed").Inc()
+	c.count("link", "confirmed")
 	c.markShared(ns, dgst)
 	return c.store.Link(repo.Namespace, repo.Name, dgst, storage.LinkConfirmed)
 }
@@ -199,6 +199,7 @@ func (b *fileBlob) WriteRange(_ context.Context, w io.Writer, off, n int64) (int
 	defer b.c.bufs.Put(buf)
 	written, err := io.CopyBuffer(w, io.NewSectionReader(b.f, off, n), *buf)
 	b.served.Add(float64(written))
+	b.c.stats.served.Add(written)
 	return written, err
 }
 

@@ -73,6 +73,7 @@ type Cache struct {
 	pins     []route.PinRule
 	pressure chan struct{} // wakes Run after a commit
 
+	stats    counters            // for Stats
 	flights  singleflight.Group  // coalesced manifest fetches, HEADs, confirmations
 	breakers map[string]*breaker // by namespace
 	breakAt  int                 // failures that open a breaker

@@ -192,7 +192,7 @@ func (c *Cache) pumpBody(ctx context.Context, f *fill, src Source, idle time.Dur
 		if err := f.append(buf[:k]); err != nil {
 			return err
 		}
-		c.metrics.fetched.Add(float64(k))
+		c.fetchedBytes(int64(k))
 		if errors.Is(rerr, io.EOF) {
 			return f.complete()
 		}
@@ -235,7 +235,7 @@ func (c *Cache) skip(f *fill, body *upstream.Blob, n int64, timer *time.Timer, i
 		k, err := body.Body.Read(buf[:min(int64(len(buf)), left)])
 		timer.Stop()
 		left -= int64(k)
-		c.metrics.fetched.Add(float64(k))
+		c.fetchedBytes(int64(k))
 		if left > 0 && err != nil {
 			return fmt.Errorf("fill %s: skipping to %d: %w: %w", f.digest, n, err, ocierr.Unavailable)
 		}

@@ -138,7 +138,7 @@ func (r *follower) copy(w io.Writer, from, to int64) (int64, error) {
 		r.sent = true
 		r.c.metrics.ttfb.Observe(time.Since(r.start).Seconds())
 	}
-	r.c.metrics.bytes.WithLabelValues("fill").Add(float64(k))
+	r.c.servedBytes("fill", k)
 	return k, err
 }
 

@@ -31,7 +31,7 @@ func (c *Cache) manifestByDigest(ctx context.Context, ns *Namespace, repo route.
 		if err := c.authorize(ctx, ns, repo, dgst, true); err != nil {
 			return oci.Manifest{}, err
 		}
-		c.metrics.results.WithLabelValues("manifest", "hit").Inc()
+		c.count("manifest", "hit")
 		return m, nil
 	}
 	if !errors.Is(err, storage.ErrNotFound) {
@@ -40,7 +40,7 @@ func (c *Cache) manifestByDigest(ctx context.Context, ns *Namespace, repo route.
 	if ns.Upstream == nil {
 		return oci.Manifest{}, fmt.Errorf("manifest %s in %s: %w", dgst, repo.Canonical(), ocierr.ManifestUnknown)
 	}
-	c.metrics.results.WithLabelValues("manifest", "miss").Inc()
+	c.count("manifest", "miss")
 	key := "manifest\x00" + repo.Canonical() + "\x00" + dgst
 	return shared(ctx, c, key, func(ctx context.Context) (oci.Manifest, error) {
 		return c.fetchManifest(ctx, ns, repo, dgst, accept)

@@ -65,10 +65,10 @@ func (c *Cache) Referrers(ctx context.Context, repo route.Repo, dgst, artifactTy
 	key := referrersKey{ns: repo.Namespace, repo: repo.Name, digest: dgst, artifactType: artifactType}
 	held, ok := c.referrers.lru.Get(key)
 	if ok && c.now().Sub(held.fetched) < ns.TagTTL {
-		c.metrics.results.WithLabelValues("referrers", "hit").Inc()
+		c.count("referrers", "hit")
 		return held.index, filtered, nil
 	}
-	c.metrics.results.WithLabelValues("referrers", "miss").Inc()
+	c.count("referrers", "miss")
 	index, err := c.upstreamReferrers(ctx, ns, repo, dgst, artifactType)
 	if err == nil {
 		if len(index) <= maxLRUReferrers {
@@ -93,7 +93,7 @@ func (c *Cache) Referrers(ctx context.Context, repo route.Repo, dgst, artifactTy
 
 func (c *Cache) servedStale(ns *Namespace, repo route.Repo, dgst string, err error) {
 	c.metrics.staleTotal.WithLabelValues(ns.Name).Inc()
-	c.metrics.results.WithLabelValues("referrers", "stale").Inc()
+	c.count("referrers", "stale")
 	c.log.Warn("upstream failed, serving last known referrers", "repo", repo.Canonical(), "digest", dgst, "err", err)
 }
 

@@ -31,7 +31,7 @@ func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Rep
 			if !c.fresh(ns, rec) {
 				result = "ratelimit_skip" // the upstream's budget is nearly spent
 			}
-			c.metrics.results.WithLabelValues("tag", result).Inc()
+			c.count("tag", result)
 			return m, nil
 		}
 	}
@@ -56,7 +56,7 @@ func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Rep
 	}
 	if m, lerr := c.localManifest(rec.Digest); lerr == nil {
 		c.metrics.staleTotal.WithLabelValues(ns.Name).Inc()
-		c.metrics.results.WithLabelValues("tag", "stale").Inc()
+		c.count("tag", "stale")
 		c.log.Warn("upstream failed, serving last known digest", "repo", repo.Canonical(), "tag", tag, "digest", rec.Digest, "err", err)
 		return m, nil
 	}
@@ -99,7 +99,7 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 		}
 		if desc.Digest == rec.Digest {
 			if m, err := c.localManifest(rec.Digest); err == nil {
-				c.metrics.results.WithLabelValues("tag", "revalidated").Inc()
+				c.count("tag", "revalidated")
 				return m, c.store.MarkChecked(repo.Namespace, repo.Name, tag, c.now())
 			}
 		}
@@ -107,7 +107,7 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 			ref = desc.Digest // the tag moved: fetch what the HEAD named
 		}
 	}
-	c.metrics.results.WithLabelValues("tag", "miss").Inc()
+	c.count("tag", "miss")
 	m, err := c.movedTo(ctx, ns, repo, ref, accept)
 	if err != nil || !c.tagNames(ctx, ns, repo, tag, m, accept) {
 		// A client that cannot take every kind of index may have been

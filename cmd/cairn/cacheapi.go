@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-mirror/cairn/cache"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/storage"
 )
@@ -32,9 +33,29 @@ import (
 // cacheStats is the answer of GET /api/v1/cache/stats. CapacityBytes is
 // cache.max_size (0: no cap); nil when unknown (offline, without a config).
 type cacheStats struct {
-	UsedBytes     int64  `json:"used_bytes"`
-	Blobs         int    `json:"blobs"`
-	CapacityBytes *int64 `json:"capacity_bytes,omitempty"`
+	UsedBytes     int64       `json:"used_bytes"`
+	Blobs         int         `json:"blobs"`
+	CapacityBytes *int64      `json:"capacity_bytes,omitempty"`
+	SinceStart    *sinceStart `json:"since_start,omitempty"` // nil offline
+}
+
+// sinceStart is what the running node did since it started.
+type sinceStart struct {
+	Hits         uint64  `json:"hits"`
+	Misses       uint64  `json:"misses"`
+	HitRatio     float64 `json:"hit_ratio"`
+	ServedBytes  int64   `json:"served_bytes"`
+	FetchedBytes int64   `json:"fetched_bytes"`
+	SavedBytes   int64   `json:"saved_bytes"` // served without fetching: bytes the upstream was spared
+}
+
+func newSinceStart(st cache.Stats) *sinceStart {
+	s := &sinceStart{Hits: st.Hits, Misses: st.Misses, ServedBytes: st.ServedBytes, FetchedBytes: st.FetchedBytes}
+	if total := st.Hits + st.Misses; total > 0 {
+		s.HitRatio = float64(st.Hits) / float64(total)
+	}
+	s.SavedBytes = max(st.ServedBytes-st.FetchedBytes, 0)
+	return s
 }
 
 // verifyResult is storage.VerifyReport with stable JSON names.
@@ -117,6 +138,8 @@ type pinner interface {
 	Unpin(ctx context.Context, ref, reason string) error
 	// Busy reports a blob being filled or read right now (prune spares it).
 	Busy(digest string) bool
+	// Stats are the cache's counts since start.
+	Stats() cache.Stats
 }
 
 // pinReason is the pin reason of the pin and unpin calls.
@@ -192,7 +215,11 @@ func (a *cacheAPI) guard(h apiHandler) apiHandler {
 func (a *cacheAPI) stats(*http.Request) (any, error) {
 	used, blobs := a.store.Usage()
 	capacity := a.capacity
-	return cacheStats{UsedBytes: used, Blobs: blobs, CapacityBytes: &capacity}, nil
+	st := cacheStats{UsedBytes: used, Blobs: blobs, CapacityBytes: &capacity}
+	if a.pins != nil {
+		st.SinceStart = newSinceStart(a.pins.Stats())
+	}
+	return st, nil
 }
 
 func (a *cacheAPI) verify(r *http.Request) (any, error) {

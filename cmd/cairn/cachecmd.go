@@ -41,7 +41,7 @@ func cacheCommand() *cli.Command {
 		Name:  "cache",
 		Usage: "inspect and maintain the cache of a node",
 		Subcommands: []*cli.Command{
-			{Name: "stats", Usage: "print disk usage, blob count and capacity", Flags: flags, Action: cacheStatsCommand},
+			{Name: "stats", Usage: "print disk usage, blob count and capacity; hit ratio and bytes saved since start (running node)", Flags: flags, Action: cacheStatsCommand},
 			{Name: "verify", Usage: "re-hash every blob, quarantining corrupt ones (needs the admin token)", Flags: flags, Action: cacheVerifyCommand},
 			{Name: "rm", Usage: "remove one blob, pinned or not (needs the admin token)", ArgsUsage: "DIGEST", Flags: flags, Action: cacheRmCommand},
 			{Name: "ls", Usage: "list cached tags with the stored size of each image", Flags: flags, Action: cacheLsCommand},
@@ -79,6 +79,10 @@ func cacheStatsCommand(c *cli.Context) error {
 			capacity = humanBytes(*st.CapacityBytes)
 		}
 		fmt.Fprintf(tw, "USED\tBLOBS\tCAPACITY\n%s\t%d\t%s\n", humanBytes(st.UsedBytes), st.Blobs, capacity)
+		if s := st.SinceStart; s != nil {
+			fmt.Fprintf(tw, "\nSINCE START\tHIT RATIO\tSERVED\tFETCHED\tSAVED\n\t%.1f%% of %d\t%s\t%s\t%s\n",
+				100*s.HitRatio, s.Hits+s.Misses, humanBytes(s.ServedBytes), humanBytes(s.FetchedBytes), humanBytes(s.SavedBytes))
+		}
 	})
 }
 

@@ -70,6 +70,19 @@ func TestCacheStats(t *testing.T) {
 	if err != nil || !strings.Contains(out, "USED") || !strings.Contains(out, "unlimited") {
 		t.Errorf("cache stats table: %q, %v", out, err)
 	}
+	// The same blob twice more: two hits, its bytes served three times and
+	// fetched once, so twice its size saved.
+	pullLayer(t, f)
+	pullLayer(t, f)
+	s := statsJSON(t, "--admin", f.node.adminURL()).SinceStart
+	layers, _ := f.img.Layers()
+	size := int64(len(layerBytes(t, layers[0])))
+	if s == nil || s.Hits != 2 || s.Misses != 1 || s.FetchedBytes != size || s.SavedBytes != 2*size {
+		t.Errorf("since start: %+v; want 2 hits, 1 miss, %d fetched, %d saved", s, size, 2*size)
+	}
+	if out, _ := runCLI(t, "cache", "stats", "--admin", f.node.adminURL()); !strings.Contains(out, "66.7% of 3") {
+		t.Errorf("cache stats table lacks the hit ratio:\n%s", out)
+	}
 }
 
 func TestCacheVerifyNeedsToken(t *testing.T) {
