@@ -54,9 +54,14 @@ func (c *Cache) EnforceLimit() error {
 		return nil
 	}
 	evicted, err := c.store.Evict(int64(float64(c.limit.Max)*c.limit.Low), c.busy)
+	digests := make([]string, 0, len(evicted))
 	for _, e := range evicted {
 		c.manifests.Remove(e.Digest)
 		c.metrics.evictions.WithLabelValues("size").Inc()
+		digests = append(digests, e.Digest)
+	}
+	if named, nerr := c.store.StillNamed(digests); nerr == nil {
+		c.metrics.evictedNamed.Add(float64(len(named))) // fetched again on demand
 	}
 	if len(evicted) > 0 {
 		after, _ := c.store.Usage()

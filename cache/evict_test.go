@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cairn-mirror/cairn/cache"
 )
@@ -88,4 +89,50 @@ func TestEvictionKeepsTheBudget(t *testing.T) {
 	if gets := e.o.count("GET /blobs/"); gets <= len(layers) {
 		t.Errorf("upstream blob GETs %d: eviction never forced a refetch (the test proves nothing)", gets)
 	}
+}
+
+// Evicting layers that a cached manifest still names is allowed (they are
+// fetched again on demand) but counted.
+func TestEvictedLayersStillNamedAreCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	e := newEnv(t, nil, cache.WithLimit(cache.Limit{Max: 1, High: 0.5, Low: 0.25}), cache.WithRegisterer(reg))
+	img, err := random.Image(4096, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.o.push(t, "library/a", "v1", img)
+	m, err := e.c.Manifest(t.Context(), repo("library/a"), "v1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.Pin(m.Digest, "test"); err != nil { // the manifest only, not its layers
+		t.Fatal(err)
+	}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		if err := e.readBlob(t, "library/a", l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.c.EnforceLimit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := counterValue(t, reg, "cairn_storage_evicted_still_named_total"); got != 3 {
+		t.Errorf("evicted layers still named: %v, want 3", got)
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

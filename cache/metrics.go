@@ -7,18 +7,19 @@ import (
 )
 
 type metrics struct {
-	results    *prometheus.CounterVec // kind, result
-	bytes      *prometheus.CounterVec // source
-	fetched    prometheus.Counter
-	fills      *prometheus.CounterVec // result
-	fillTime   prometheus.Histogram
-	inflight   prometheus.Gauge
-	coalesced  prometheus.Counter
-	resumes    prometheus.Counter
-	ttfb       prometheus.Histogram
-	staleTotal *prometheus.CounterVec // namespace
-	evictions  *prometheus.CounterVec // reason
-	storage    []prometheus.Collector
+	results      *prometheus.CounterVec // kind, result
+	bytes        *prometheus.CounterVec // source
+	fetched      prometheus.Counter
+	fills        *prometheus.CounterVec // result
+	fillTime     prometheus.Histogram
+	inflight     prometheus.Gauge
+	coalesced    prometheus.Counter
+	resumes      prometheus.Counter
+	ttfb         prometheus.Histogram
+	staleTotal   *prometheus.CounterVec // namespace
+	evictions    *prometheus.CounterVec // reason
+	evictedNamed prometheus.Counter
+	storage      []prometheus.Collector
 }
 
 // newMetrics builds the cache metrics and registers them on reg (nil: not
@@ -72,11 +73,15 @@ func newMetrics(reg prometheus.Registerer, store *storage.Store, capacity int64)
 		Name: "cairn_storage_evictions_total",
 		Help: "Blobs evicted, by reason (size: over the high mark of max_size).",
 	}, []string{"reason"})
+	m.evictedNamed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cairn_storage_evicted_still_named_total",
+		Help: "Evicted blobs that a cached manifest still names (fetched again when asked for).",
+	})
 	m.storage = storageGauges(store, capacity)
 	if reg == nil {
 		return m, nil
 	}
-	all := []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.inflight, m.coalesced, m.resumes, m.ttfb, m.staleTotal, m.evictions}
+	all := []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.inflight, m.coalesced, m.resumes, m.ttfb, m.staleTotal, m.evictions, m.evictedNamed}
 	for _, c := range append(all, m.storage...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -80,3 +80,35 @@ func (s *Store) EachPin(fn func(digest, reason string) error) error {
 		return nil
 	})
 }
+
+// StillNamed reports which of digests a stored manifest still names (a
+// ref/ key from a parent whose blob record exists): after an eviction,
+// these are the layers that will be fetched again when asked for.
+func (s *Store) StillNamed(digests []string) (map[string]bool, error) {
+	want := make(map[string]bool, len(digests))
+	for _, d := range digests {
+		want[d] = true
+	}
+	named := map[string]bool{}
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte(refPrefix)
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			parent, child, ok := strings.Cut(strings.TrimPrefix(string(it.Item().Key()), refPrefix), sep)
+			if !ok || !want[child] || named[child] {
+				continue
+			}
+			if _, err := txn.Get(blobKey(parent)); err == nil {
+				named[child] = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storage: still named: %w", err)
+	}
+	return named, nil
+}

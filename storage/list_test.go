@@ -38,3 +38,24 @@ func TestEachTagAndPinReasons(t *testing.T) {
 		t.Errorf("PinReasons: %v, %v", got, err)
 	}
 }
+
+func TestStillNamed(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	layer := commitBlob(t, s, []byte("layer"), KindLayer)
+	orphan := commitBlob(t, s, []byte("orphan"), KindLayer)
+	cfg := commitBlob(t, s, []byte("{}"), KindConfig)
+	body := []byte(`{"schemaVersion":2,"config":{"digest":"` + cfg.Digest + `"},"layers":[{"digest":"` + layer.Digest + `"}]}`)
+	if _, err := s.PutManifest(digestOf(body), "application/vnd.oci.image.manifest.v1+json", body); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.StillNamed([]string{layer.Digest, orphan.Digest})
+	if err != nil || !got[layer.Digest] || got[orphan.Digest] {
+		t.Errorf("StillNamed: %v, %v; want only the manifest's layer", got, err)
+	}
+	if err := s.Remove(digestOf(body)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.StillNamed([]string{layer.Digest}); got[layer.Digest] {
+		t.Errorf("StillNamed after the manifest went: %v, want nothing", got)
+	}
+}
