@@ -67,11 +67,12 @@ type Cache struct {
 	stop     context.CancelFunc
 	fills    sync.WaitGroup
 
-	useMu    sync.Mutex
-	inUse    map[string]int // blobs being read, by digest (under useMu)
-	limit    Limit
-	pins     []route.PinRule
-	pressure chan struct{} // wakes Run after a commit
+	useMu        sync.Mutex
+	inUse        map[string]int // blobs being read, by digest (under useMu)
+	limit        Limit
+	pins         []route.PinRule
+	pinPlatforms []string
+	pressure     chan struct{} // wakes Run after a commit
 
 	stats    counters            // for Stats
 	flights  singleflight.Group  // coalesced manifest fetches, HEADs, confirmations

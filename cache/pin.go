@@ -14,8 +14,12 @@ import (
 	"github.com/cairn-mirror/cairn/storage"
 )
 
-// WithPins sets the pin rules from the config (see ParsePinRule).
-func WithPins(rules []route.PinRule) Option { return func(c *Cache) { c.pins = rules } }
+// WithPins sets the pin rules from the config (see ParsePinRule), and the
+// platforms ("linux/amd64") whose index children an exact pin fetches
+// ahead (none: all of them).
+func WithPins(rules []route.PinRule, platforms ...string) Option {
+	return func(c *Cache) { c.pins, c.pinPlatforms = rules, platforms }
+}
 
 // Pin pins the image ref names (canonical, as in a PinRule) and everything
 // it references, under reason. A mirror fetches the top manifest if it is
@@ -260,16 +264,21 @@ func (c *Cache) fetchTree(ctx context.Context, repo route.Repo, dgst string) err
 		return err
 	}
 	var body struct {
-		Manifests []struct{ Digest string } `json:"manifests"`
-		Config    struct{ Digest string }   `json:"config"`
-		Layers    []struct{ Digest string } `json:"layers"`
+		Manifests []struct {
+			Digest   string
+			Platform *platform `json:"platform"`
+		} `json:"manifests"`
+		Config struct{ Digest string }   `json:"config"`
+		Layers []struct{ Digest string } `json:"layers"`
 	}
 	if err := json.Unmarshal(m.Body, &body); err != nil {
 		return fmt.Errorf("manifest %s: %w", dgst, err)
 	}
 	var errs []error
 	for _, child := range body.Manifests {
-		errs = append(errs, c.fetchTree(ctx, repo, child.Digest))
+		if c.wantPlatform(child.Platform) {
+			errs = append(errs, c.fetchTree(ctx, repo, child.Digest))
+		}
 	}
 	blobs := append([]struct{ Digest string }{body.Config}, body.Layers...)
 	for _, b := range blobs {
@@ -307,4 +316,25 @@ func (c *Cache) KeepPins(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// platform is an index entry's platform.
+type platform struct {
+	OS           string `json:"os"`
+	Architecture string `json:"architecture"`
+	Variant      string `json:"variant"`
+}
+
+// wantPlatform: no filter, no platform (attestations, unknown), or listed
+// as os/arch or os/arch/variant.
+func (c *Cache) wantPlatform(p *platform) bool {
+	if len(c.pinPlatforms) == 0 || p == nil {
+		return true
+	}
+	for _, want := range c.pinPlatforms {
+		if want == p.OS+"/"+p.Architecture || (p.Variant != "" && want == p.OS+"/"+p.Architecture+"/"+p.Variant) {
+			return true
+		}
+	}
+	return false
 }

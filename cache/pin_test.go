@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
@@ -104,4 +106,32 @@ func mustDigestOf(t *testing.T, d interface{ Digest() (v1.Hash, error) }) string
 		t.Fatal(err)
 	}
 	return h.String()
+}
+
+func TestPinPlatformsLimitWhatIsFetched(t *testing.T) {
+	amd, arm := image(t), image(t)
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}})
+	e := newEnv(t, nil, cache.WithPins(rules(t, "docker.io/library/multi:1.0"), "linux/amd64"))
+	ref, _ := name.ParseReference(strings.TrimPrefix(e.o.srv.URL, "http://")+"/library/multi:1.0", name.Insecure)
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.KeepPins(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range []struct {
+		v1.Image
+		want bool
+	}{{amd, true}, {arm, false}} {
+		d := mustDigestOf(t, img.Image)
+		layers, _ := img.Layers()
+		ld, _ := layers[0].Digest()
+		for _, dg := range []string{d, ld.String()} {
+			if _, err := e.store.Stat(dg); (err == nil) != img.want {
+				t.Errorf("%s held: %v, want %v", dg, err == nil, img.want)
+			}
+		}
+	}
 }

@@ -68,6 +68,9 @@ type Cache struct {
 	// and kept whole; repository globs ("ghcr.io/org/**") keep whatever
 	// is cached under them. Names are canonical: <namespace>/<repo>.
 	Pin []string `yaml:"pin,omitempty"`
+	// PinPlatforms limits what an exact pin fetches ahead from a
+	// multi-platform index ("linux/amd64", "linux/arm64/v8"); empty: all.
+	PinPlatforms []string `yaml:"pin_platforms,omitempty"`
 }
 
 // Upstream is one namespace: a mirror of the registry at URL, or, without a

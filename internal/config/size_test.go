@@ -44,3 +44,14 @@ func TestEvictionSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestPinPlatforms(t *testing.T) {
+	base := "version: 1\nupstreams: [{name: docker.io, url: \"https://registry-1.docker.io\"}]\n"
+	if c := mustLoad(t, base+"cache: {pin_platforms: [linux/amd64, linux/arm64/v8]}\n"); len(c.Cache.PinPlatforms) != 2 {
+		t.Errorf("pin_platforms: got %v", c.Cache.PinPlatforms)
+	}
+	if _, err := load(t, base+"cache: {pin_platforms: [amd64, linux//x]}\n"); err == nil ||
+		!strings.Contains(err.Error(), "cache.pin_platforms[0]") || !strings.Contains(err.Error(), "cache.pin_platforms[1]") {
+		t.Errorf("bad platforms: %v, want both named", err)
+	}
+}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"github.com/cairn-mirror/cairn/internal/route"
+	"slices"
 
 	"fmt"
 	"os"
@@ -211,6 +212,12 @@ func (c *Config) validatePins(p *problems) {
 	names := map[string]bool{}
 	for _, u := range c.Upstreams {
 		names[u.Name] = true
+	}
+	for i, pl := range c.Cache.PinPlatforms {
+		parts := strings.Split(pl, "/")
+		if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") {
+			p.addf(fmt.Sprintf("cache.pin_platforms[%d]", i), "%q is not a platform like linux/amd64 or linux/arm64/v8", pl)
+		}
 	}
 	for i, rule := range c.Cache.Pin {
 		at := fmt.Sprintf("cache.pin[%d]", i)
