@@ -121,13 +121,21 @@ type env struct {
 func newEnv(t *testing.T, tweak func(*cache.Namespace), opts ...cache.Option) *env {
 	t.Helper()
 	o := newOrigin(t)
+	c, store, clk := cacheOver(t, o.srv.URL, tweak, opts...)
+	return &env{o: o, c: c, store: store, clock: clk}
+}
+
+// cacheOver builds a cache on a fresh store with one namespace, docker.io,
+// mirroring url, under an injected clock; tweak adjusts the namespace.
+func cacheOver(t *testing.T, url string, tweak func(*cache.Namespace), opts ...cache.Option) (*cache.Cache, *storage.Store, *clock) {
+	t.Helper()
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	store, err := storage.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	client, err := upstream.New("docker.io", o.srv.URL, upstream.WithClock(clk.Now), upstream.WithRetries(0))
+	client, err := upstream.New("docker.io", url, upstream.WithClock(clk.Now), upstream.WithRetries(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +149,7 @@ func newEnv(t *testing.T, tweak func(*cache.Namespace), opts ...cache.Option) *e
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{o: o, c: c, store: store, clock: clk}
+	return c, store, clk
 }
 
 func repo(name string) route.Repo { return route.Repo{Namespace: "docker.io", Name: name, Sent: name} }

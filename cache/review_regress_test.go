@@ -57,22 +57,9 @@ func newHangOrigin(t *testing.T) *hangOrigin {
 
 func newHangEnv(t *testing.T) (*hangOrigin, *cache.Cache, *clock) {
 	o := newHangOrigin(t)
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	store, err := storage.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	client, err := upstream.New("docker.io", o.srv.URL, upstream.WithClock(clk.Now), upstream.WithRetries(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := cache.Namespace{Name: "docker.io", Upstream: client, TagTTL: time.Minute, ServeStale: true,
-		FillIdleTimeout: 200 * time.Millisecond, HeadTimeout: 100 * time.Millisecond, RequestTimeout: time.Second}
-	c, err := cache.New(store, []cache.Namespace{ns}, cache.WithClock(clk.Now), cache.WithBreaker(3, 10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, _, clk := cacheOver(t, o.srv.URL, func(ns *cache.Namespace) {
+		ns.FillIdleTimeout, ns.HeadTimeout, ns.RequestTimeout = 200*time.Millisecond, 100*time.Millisecond, time.Second
+	})
 	return o, c, clk
 }
 
