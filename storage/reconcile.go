@@ -80,8 +80,9 @@ func (s *Store) dropMissing() error {
 	var missing []string
 	var bytes int64
 	var blobs int
+	files := &fileIndex{s: s}
 	err := s.forEachBlob(func(info BlobInfo) error {
-		if !s.blobFileExists(info.Digest) {
+		if !files.has(info.Digest) {
 			missing = append(missing, info.Digest)
 			return nil
 		}
@@ -109,16 +110,40 @@ func (s *Store) dropMissing() error {
 	return nil
 }
 
-// blobFileExists reports whether digest d has a committed file. An
-// unparseable digest counts as missing, so its metadata is dropped; a file
-// that cannot be stat'ed for another reason counts as present.
-func (s *Store) blobFileExists(d string) bool {
+// fileIndex answers whether a digest has a committed file from directory
+// listings: records arrive in key order, so each blobs/<alg>/<2 hex>
+// directory is read once and no file is stat'ed (start-up with a million
+// blobs is 256 listings per algorithm, not a million stats).
+type fileIndex struct {
+	s     *Store
+	dir   string
+	names map[string]bool
+	err   error // the listing failed: fall back to a stat per digest
+}
+
+// has reports whether d has a file. An unparseable digest counts as
+// missing, so its metadata is dropped; a file that cannot be checked for
+// another reason counts as present.
+func (x *fileIndex) has(d string) bool {
 	p, err := parseDigest(d)
 	if err != nil {
 		return false
 	}
-	_, err = os.Stat(p.path(s.dir))
-	return !errors.Is(err, fs.ErrNotExist)
+	if dir := filepath.Dir(p.path(x.s.dir)); dir != x.dir {
+		x.dir, x.names, x.err = dir, map[string]bool{}, nil
+		entries, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			x.err = err
+		}
+		for _, e := range entries {
+			x.names[e.Name()] = true
+		}
+	}
+	if x.err != nil {
+		_, err := os.Stat(p.path(x.s.dir))
+		return !errors.Is(err, fs.ErrNotExist)
+	}
+	return x.names[p.hex]
 }
 
 // adoptOrphans walks blobs/ and adopts or quarantines every file that has
