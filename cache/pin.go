@@ -139,14 +139,23 @@ func (c *Cache) sweepPins(rules map[string]route.PinRule) error {
 	if err != nil {
 		return err
 	}
-	var drop [][2]string
-	err = c.store.EachPin(func(d, reason string) error {
-		if _, ok := rules[reason]; ok && !keep[reason][d] {
-			drop = append(drop, [2]string{d, reason})
+	return c.unpinWhere(func(d, reason string) bool {
+		_, ruled := rules[reason]
+		return ruled && !keep[reason][d]
+	})
+}
+
+// unpinWhere drops every pin drop selects (listed first, then unpinned:
+// EachPin's callback must not write).
+func (c *Cache) unpinWhere(drop func(digest, reason string) bool) error {
+	var pins [][2]string
+	err := c.store.EachPin(func(d, reason string) error {
+		if drop(d, reason) {
+			pins = append(pins, [2]string{d, reason})
 		}
 		return nil
 	})
-	for _, p := range drop {
+	for _, p := range pins {
 		if err == nil {
 			err = c.store.Unpin(p[0], p[1])
 		}
@@ -186,19 +195,9 @@ func (c *Cache) dropStaleRules() error {
 	for _, r := range c.pins {
 		configured[rulePrefix+r.Raw] = true
 	}
-	var drop [][2]string
-	err := c.store.EachPin(func(d, reason string) error {
-		if strings.HasPrefix(reason, rulePrefix) && !configured[reason] {
-			drop = append(drop, [2]string{d, reason})
-		}
-		return nil
+	return c.unpinWhere(func(_, reason string) bool {
+		return strings.HasPrefix(reason, rulePrefix) && !configured[reason]
 	})
-	for _, p := range drop {
-		if err == nil {
-			err = c.store.Unpin(p[0], p[1])
-		}
-	}
-	return err
 }
 
 // applyPins pins what the rules cover among cached tags, and fetches the

@@ -5,31 +5,26 @@ import (
 	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/cairn-mirror/cairn/internal/ocierr"
+	"github.com/cairn-mirror/cairn/internal/route"
 )
 
-// The OCI Distribution grammar for repository names, tags and digests.
-var (
-	repoRe   = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagRe    = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-	sha256Re = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
-	sha512Re = regexp.MustCompile(`^sha512:[a-f0-9]{128}$`)
-)
-
+// validateRepo, validateDigest and parseRef check arguments with the one
+// grammar cairn has for names and references (internal/route), so nothing
+// is sent upstream that the API would not have accepted.
 func validateRepo(repo string) error {
-	if len(repo) > 255 || !repoRe.MatchString(repo) {
-		return fmt.Errorf("upstream: repository %q: %w", repo, ocierr.NameInvalid)
+	if err := route.ValidName(repo); err != nil {
+		return fmt.Errorf("upstream: %w", err)
 	}
 	return nil
 }
 
 // validateDigest accepts sha256 and sha512 digests, the ones cairn stores.
 func validateDigest(d string) error {
-	if !sha256Re.MatchString(d) && !sha512Re.MatchString(d) {
-		return fmt.Errorf("upstream: digest %q: %w", d, ocierr.DigestInvalid)
+	if err := route.ValidDigest(d); err != nil {
+		return fmt.Errorf("upstream: %w", err)
 	}
 	return nil
 }
@@ -37,13 +32,13 @@ func validateDigest(d string) error {
 // parseRef returns the digest ref names, or "" for a tag. A string that is
 // neither is ManifestUnknown: no such manifest can exist.
 func parseRef(ref string) (string, error) {
-	if strings.Contains(ref, ":") {
+	if route.IsDigest(ref) {
 		if err := validateDigest(ref); err != nil {
 			return "", err
 		}
 		return ref, nil
 	}
-	if !tagRe.MatchString(ref) {
+	if route.ValidTag(ref) != nil {
 		return "", fmt.Errorf("upstream: reference %q: %w", ref, ocierr.ManifestUnknown)
 	}
 	return "", nil

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
@@ -19,7 +20,7 @@ const OpReferrers = "referrers"
 const maxReferrersBody = 4 << 20
 
 // ociIndexType is the media type a referrers answer must have.
-const ociIndexType = "application/vnd.oci.image.index.v1+json"
+const ociIndexType = oci.MediaTypeOCIIndex
 
 // ErrNoReferrersAPI means the upstream does not serve the referrers API:
 // it answered 404 (distribution 2.8, go-containerregistry's pkg/registry),

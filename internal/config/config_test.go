@@ -272,8 +272,9 @@ func TestCheckHost(t *testing.T) {
 		{"localhost:5000", true},
 		{"registry:5000", true},
 		{"10.0.0.1:443", true},
-		{"[::1]", true},
-		{"[::1]:5000", true},
+		{"[::1]", false},      // IPv6 literals cannot be routed by path,
+		{"[::1]:5000", false}, // so the router refuses them at serve
+
 		{"my-registry.example.com", true},
 		{"registry", false},
 		{"library", false},

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/cairn-mirror/cairn/internal/route"
+
 	"fmt"
 	"net"
 	"net/url"
@@ -24,21 +26,13 @@ func checkHost(s string) string {
 	case !strings.ContainsAny(s, ".:") && s != "localhost":
 		return fmt.Sprintf("%q is not a registry host: it needs a '.' or a :port, or must be localhost (the test Docker applies)", s)
 	}
-	host, port, hasPort := s, "", false
-	if i := strings.LastIndexByte(s, ':'); i >= 0 && !strings.HasSuffix(s, "]") {
-		host, port, hasPort = s[:i], s[i+1:], true
-	}
-	if hasPort && !validPort(port, 1) {
-		return fmt.Sprintf("%q has a bad port, want 1 to 65535", s)
-	}
-	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") { // [IPv6]
-		if ip := net.ParseIP(host[1 : len(host)-1]); ip != nil && ip.To4() == nil {
-			return ""
-		}
-	} else if validDNSName(host) {
+	if route.ValidHost(s) { // the router's own grammar: what passes here routes
 		return ""
 	}
-	return fmt.Sprintf("%q is not a valid host[:port]", s)
+	if _, port, hasPort := strings.Cut(s, ":"); hasPort && !validPort(port, 1) {
+		return fmt.Sprintf("%q has a bad port, want 1 to 65535", s)
+	}
+	return fmt.Sprintf("%q is not a valid host[:port] (IPv6 literals cannot name a namespace: they cannot appear in a repository path)", s)
 }
 
 // validDNSName reports whether s is a host name: dot-separated labels of

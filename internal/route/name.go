@@ -17,7 +17,7 @@ func ValidName(name string) error {
 	}
 	comps := strings.Split(name, "/")
 	for i, c := range comps {
-		if validComponent(c) || (i == 0 && len(comps) > 1 && validHost(c)) {
+		if validComponent(c) || (i == 0 && len(comps) > 1 && ValidHost(c)) {
 			continue
 		}
 		return fmt.Errorf("repository name %q: component %q: %w", name, c, ocierr.NameInvalid)
@@ -64,9 +64,12 @@ func IsHostLike(c string) bool {
 	return strings.ContainsAny(c, ".:") || c == "localhost"
 }
 
-// validHost accepts a lowercase host-like DNS name or IPv4 address with an
-// optional port. (IPv6 literals cannot appear in a repository path.)
-func validHost(c string) bool {
+// ValidHost accepts a lowercase host-like DNS name or IPv4 address with an
+// optional port (1 to 65535): a namespace name, alias or leading path
+// component. IPv6 literals cannot appear in a repository path, so they are
+// not namespace names either. The one grammar for hosts: config checks
+// namespace names with it.
+func ValidHost(c string) bool {
 	if !IsHostLike(c) || len(c) > 255 {
 		return false
 	}
@@ -93,7 +96,7 @@ func validPort(p string) bool {
 		}
 		n = n*10 + int(p[i]-'0')
 	}
-	return n <= 65535
+	return n >= 1 && n <= 65535
 }
 
 func validLabel(l string) bool {

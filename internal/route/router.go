@@ -46,7 +46,7 @@ func NewRouter(nss []Namespace) (*Router, error) {
 		}
 		for _, h := range append([]string{ns.Name}, ns.Aliases...) {
 			h = strings.ToLower(h)
-			if !validHost(h) {
+			if !ValidHost(h) {
 				return nil, fmt.Errorf("namespace host %q is not a registry host name", h)
 			}
 			if _, dup := r.byHost[h]; dup {
