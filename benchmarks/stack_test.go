@@ -63,12 +63,20 @@ func newStack(b *testing.B) *stack {
 	o := &origin{blobs: map[string][]byte{}}
 	up := httptest.NewServer(o)
 	b.Cleanup(up.Close)
+	s := newStackOver(b, up.URL)
+	s.origin = o
+	return s
+}
+
+// newStackOver is a node whose docker.io namespace mirrors upstreamURL.
+func newStackOver(b *testing.B, upstreamURL string) *stack {
+	b.Helper()
 	store, err := storage.Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
-	client, err := upstream.New("docker.io", up.URL)
+	client, err := upstream.New("docker.io", upstreamURL)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -86,7 +94,7 @@ func newStack(b *testing.B) *stack {
 	}
 	srv := httptest.NewServer(h)
 	b.Cleanup(srv.Close)
-	return &stack{origin: o, handler: h, srv: srv}
+	return &stack{handler: h, srv: srv}
 }
 
 func randomBlob(b *testing.B, size int) []byte {

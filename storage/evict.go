@@ -130,6 +130,9 @@ func (s *Store) removeLocked(d string, keep func(*badger.Txn, string) bool,
 		return Evicted{}, err
 	}
 	s.forget(d, ev.Size)
+	if ev.Tags > 0 {
+		s.tagRecs.purge() // tag records pointing at the manifest went with it
+	}
 	if err := dispose(s, p); err != nil {
 		s.dirty.Store(true)
 		return ev, fmt.Errorf("storage: %s: metadata removed, file kept: %w", d, err)

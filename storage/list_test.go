@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestEachTagAndPinReasons(t *testing.T) {
@@ -57,5 +58,27 @@ func TestStillNamed(t *testing.T) {
 	}
 	if got, _ := s.StillNamed([]string{layer.Digest}); got[layer.Digest] {
 		t.Errorf("StillNamed after the manifest went: %v, want nothing", got)
+	}
+}
+
+// Tag records are served from memory, and every write is seen at once.
+func TestTagCacheSeesWrites(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	a, b := digestOf([]byte("a")), digestOf([]byte("b"))
+	if _, err := s.PutTag("docker.io", "r", "t", TagRecord{Digest: a, Source: "upstream"}); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := s.Tag("docker.io", "r", "t"); rec.Digest != a {
+		t.Fatalf("got %s, want %s", rec.Digest, a)
+	}
+	if _, err := s.PutTag("docker.io", "r", "t", TagRecord{Digest: b, Source: "upstream"}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)
+	if err := s.MarkChecked("docker.io", "r", "t", at); err != nil {
+		t.Fatal(err)
+	}
+	if rec, _ := s.Tag("docker.io", "r", "t"); rec.Digest != b || !rec.CheckedAt.Equal(at) {
+		t.Errorf("after the writes: %+v, want digest %s checked at %v", rec, b, at)
 	}
 }

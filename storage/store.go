@@ -64,13 +64,14 @@ func WithSite(site string) Option {
 // concurrent use. Only one Store (one process) may open a data directory at a
 // time: badger holds a lock on meta/.
 type Store struct {
-	dir   string
-	log   *slog.Logger
-	node  NodeInfo
-	db    *badger.DB
-	now   func() time.Time             // the clock; tests replace it right after Open
-	infos *lru.Cache[string, BlobInfo] // hot blob/ records, so a hit costs no transaction
-	seqMu sync.Mutex                   // serialises seq-bumping transactions, so they do not conflict
+	dir     string
+	log     *slog.Logger
+	node    NodeInfo
+	db      *badger.DB
+	now     func() time.Time             // the clock; tests replace it right after Open
+	infos   *lru.Cache[string, BlobInfo] // hot blob/ records, so a hit costs no transaction
+	tagRecs *tagCache                    // hot tag/ records, likewise
+	seqMu   sync.Mutex                   // serialises seq-bumping transactions, so they do not conflict
 
 	// digestLocks serialise, per digest (striped), what publishes or
 	// removes a blob: Writer.commit, removal (Evict, Remove, Verify) and
@@ -123,7 +124,7 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("storage: open badger in %s: %w", dataDir, err)
 	}
 	infos, _ := lru.New[string, BlobInfo](blobInfoCacheSize) // errors only for size <= 0
-	s := &Store{dir: dataDir, log: o.logger, db: db, now: time.Now, infos: infos,
+	s := &Store{dir: dataDir, log: o.logger, db: db, now: time.Now, infos: infos, tagRecs: newTagCache(),
 		pending: make(map[string]time.Time)}
 	if err := s.init(o.site); err != nil {
 		db.Close()

@@ -2,9 +2,11 @@ package storage
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // LinkSource says how a repository came to hold a blob or manifest.
@@ -112,8 +114,10 @@ func (s *Store) PutTag(ns, repo, tag string, rec TagRecord) (TagRecord, error) {
 		return setJSON(txn, tagKey(ns, repo, tag), rec)
 	})
 	if err != nil {
+		s.tagRecs.purge() // the write may or may not have landed
 		return TagRecord{}, fmt.Errorf("storage: put tag %s/%s:%s: %w", ns, repo, tag, err)
 	}
+	s.tagRecs.wrote(string(tagKey(ns, repo, tag)), rec)
 	return rec, nil
 }
 
@@ -125,8 +129,9 @@ func (s *Store) MarkChecked(ns, repo, tag string, at time.Time) error {
 		return err
 	}
 	key := tagKey(ns, repo, tag)
+	var rec TagRecord
 	err := s.update(func(txn *badger.Txn) error {
-		var rec TagRecord
+		rec = TagRecord{}
 		if err := getJSON(txn, key, &rec); err != nil {
 			return err
 		}
@@ -134,8 +139,10 @@ func (s *Store) MarkChecked(ns, repo, tag string, at time.Time) error {
 		return setJSON(txn, key, rec)
 	})
 	if err != nil {
+		s.tagRecs.purge()
 		return fmt.Errorf("storage: mark checked %s/%s:%s: %w", ns, repo, tag, err)
 	}
+	s.tagRecs.wrote(string(key), rec)
 	return nil
 }
 
@@ -144,12 +151,67 @@ func (s *Store) Tag(ns, repo, tag string) (TagRecord, error) {
 	if err := checkNames(ns, repo, tag); err != nil {
 		return TagRecord{}, err
 	}
+	key := string(tagKey(ns, repo, tag))
+	if rec, ok := s.tagRecs.get(key); ok {
+		return rec, nil
+	}
+	gen := s.tagRecs.generation()
 	var rec TagRecord
-	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, tagKey(ns, repo, tag), &rec) })
+	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, []byte(key), &rec) })
 	if err != nil {
 		return TagRecord{}, fmt.Errorf("storage: tag %s/%s:%s: %w", ns, repo, tag, err)
 	}
+	s.tagRecs.addIfUnchanged(gen, key, rec)
 	return rec, nil
+}
+
+// tagCache keeps hot tag records in memory, so a tag hit reads no badger.
+// A reader caches what it read only if no tag write happened meanwhile
+// (the generation), so a record read before a write never hides it.
+type tagCache struct {
+	mu  sync.Mutex
+	gen uint64
+	lru *lru.Cache[string, TagRecord]
+}
+
+// tagCacheSize: about 200 bytes a record.
+const tagCacheSize = 8192
+
+func newTagCache() *tagCache {
+	l, _ := lru.New[string, TagRecord](tagCacheSize) // errors only for size <= 0
+	return &tagCache{lru: l}
+}
+
+func (c *tagCache) get(key string) (TagRecord, bool) { return c.lru.Get(key) }
+
+func (c *tagCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+func (c *tagCache) addIfUnchanged(gen uint64, key string, rec TagRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.gen == gen {
+		c.lru.Add(key, rec)
+	}
+}
+
+// wrote records a committed write of key (rec: the record as stored).
+func (c *tagCache) wrote(key string, rec TagRecord) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.lru.Add(key, rec)
+}
+
+// purge forgets everything (tag records were deleted).
+func (c *tagCache) purge() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.lru.Purge()
 }
 
 // Tags returns every tag of exactly repository repo in namespace ns (not of
