@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,4 +127,26 @@ upstreams:
 	if _, err := config.Load(strings.NewReader("version: 1\ncache: {pin: [\"quay.io/x:1\"]}\nupstreams: [{name: docker.io, url: \"https://registry-1.docker.io\"}]\n")); err == nil || !strings.Contains(err.Error(), "cache.pin[0]") {
 		t.Errorf("a rule for an unconfigured namespace: %v, want a cache.pin[0] problem", err)
 	}
+}
+
+// A listen address already taken is a clear error, and the data dir is
+// released (a second start on it works).
+func TestServeAddressInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	cfg := testConfig(t, t.TempDir(), "127.0.0.1:9", "127.0.0.1:9")
+	cfg.Listen = taken.Addr().String()
+	log, _ := newLogger("error", "text", io.Discard)
+	if _, err := newServer(cfg, log); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("listen on a taken address: %v, want an address-in-use error", err)
+	}
+	cfg.Listen = "127.0.0.1:0"
+	s, err := newServer(cfg, log)
+	if err != nil {
+		t.Fatalf("the data dir was not released after the failed start: %v", err)
+	}
+	s.close()
 }

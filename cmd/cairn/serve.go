@@ -56,7 +56,7 @@ type server struct {
 
 // newServer opens the data dir, wires the node and binds its listeners.
 // Nothing contacts an upstream here: cairn starts with every upstream down.
-func newServer(cfg *config.Config, log *slog.Logger) (s *server, err error) {
+func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	reg, err := newRegistry()
 	if err != nil {
 		return nil, err
@@ -65,10 +65,10 @@ func newServer(cfg *config.Config, log *slog.Logger) (s *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s = &server{log: log, store: store}
+	s := &server{log: log, store: store}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.close() // s, not the (nil) result: release what was opened
 		}
 	}()
 	api, c, err := buildAPI(cfg, store, reg, log)
