@@ -93,7 +93,7 @@ func (c *Cache) fetchManifest(ctx context.Context, ns *Namespace, repo route.Rep
 	if err != nil {
 		return oci.Manifest{}, err
 	}
-	m := oci.Manifest{Descriptor: oci.Descriptor(um.Descriptor), Body: um.Body}
+	m := *um
 	if _, err := c.store.PutManifest(m.Digest, m.MediaType, m.Body); err != nil {
 		return oci.Manifest{}, fmt.Errorf("commit manifest %s: %w", m.Digest, err)
 	}

@@ -8,24 +8,18 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
 // MaxManifestSize caps a manifest body (the size distribution enforces).
-const MaxManifestSize = 4 << 20
+const MaxManifestSize = oci.MaxManifestBytes
 
-// Descriptor describes upstream content.
-type Descriptor struct {
-	MediaType string
-	Digest    string
-	Size      int64
-}
+// Descriptor describes upstream content; the type the cache passes on.
+type Descriptor = oci.Descriptor
 
 // Manifest is a manifest as the upstream sent it, byte for byte.
-type Manifest struct {
-	Descriptor
-	Body []byte
-}
+type Manifest = oci.Manifest
 
 // Manifest GETs repo's manifest ref (a tag or a digest), sending accept
 // comma-joined in one Accept header (as containerd and ggcr do; registries

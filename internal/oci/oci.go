@@ -1,7 +1,8 @@
-// Package oci holds the small value types the registry and the cache pass
-// between them (the registry declares the interfaces, the cache implements
-// them, and neither may import the other). It imports nothing from the
-// project.
+// Package oci holds the small value types that the upstream client, the
+// cache and the registry pass along (the registry declares the interfaces,
+// the cache implements them, and neither may import the other), so one
+// manifest or descriptor type crosses them all without conversion. It
+// imports nothing from the project.
 package oci
 
 import (
