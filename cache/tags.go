@@ -19,12 +19,10 @@ import (
 const sourceUpstream = "upstream"
 
 func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Repo, tag string, accept []string) (oci.Manifest, error) {
-	rec, err := c.store.Tag(repo.Namespace, repo.Name, tag)
-	known := err == nil
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+	rec, usable, err := c.usableTag(repo, tag, accept)
+	if err != nil {
 		return oci.Manifest{}, err
 	}
-	usable := known && oci.Acceptable(rec.MediaType, accept)
 	if usable && (c.fresh(ns, rec) || c.rateLimited(ns)) {
 		if m, err := c.localManifest(rec.Digest); err == nil {
 			result := "hit"
@@ -42,8 +40,10 @@ func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Rep
 	m, err := shared(ctx, c, key, func(ctx context.Context) (oci.Manifest, error) {
 		// Read the record again: a flight that just ended may have
 		// revalidated it after this request first looked.
-		rec, err := c.store.Tag(repo.Namespace, repo.Name, tag)
-		usable := err == nil && oci.Acceptable(rec.MediaType, accept)
+		rec, usable, err := c.usableTag(repo, tag, accept)
+		if err != nil {
+			return oci.Manifest{}, err
+		}
 		if usable && c.fresh(ns, rec) {
 			if m, err := c.localManifest(rec.Digest); err == nil {
 				return m, nil
@@ -61,6 +61,16 @@ func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Rep
 		return m, nil
 	}
 	return m, err
+}
+
+// usableTag reads repo's tag record, and whether there is one the client's
+// Accept takes (no record is not an error).
+func (c *Cache) usableTag(repo route.Repo, tag string, accept []string) (storage.TagRecord, bool, error) {
+	rec, err := c.store.Tag(repo.Namespace, repo.Name, tag)
+	if errors.Is(err, storage.ErrNotFound) {
+		return rec, false, nil
+	}
+	return rec, err == nil && oci.Acceptable(rec.MediaType, accept), err
 }
 
 // fresh reports whether a tag record may be served without asking the
