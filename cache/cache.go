@@ -67,6 +67,7 @@ type Cache struct {
 	stop     context.CancelFunc
 	fills    sync.WaitGroup
 
+	evictMu      sync.Mutex // one eviction at a time
 	useMu        sync.Mutex
 	inUse        map[string]int // blobs being read, by digest (under useMu)
 	limit        Limit

@@ -89,9 +89,9 @@ func TestFollowerSpinAfterCommit(t *testing.T) {
 		return &upstream.Blob{Body: io.NopCloser(bytes.NewReader(data)), Size: int64(len(data))}, nil
 	})
 	c.mu.Lock() // stands in for contention on c.mu (startFill of other digests) or the fill goroutine being descheduled
-	f := newFill(repo, dgst)
+	f := newFill(repo, dgst, src, ns.FillIdleTimeout)
 	c.inflight[dgst] = f
-	go c.runFill(context.Background(), f, src, ns.FillIdleTimeout)
+	go c.runFill(context.Background(), f)
 	for { // wait for the commit
 		if _, err := c.store.Stat(dgst); err == nil {
 			break

@@ -3,6 +3,8 @@ package cache
 import (
 	"context"
 	"time"
+
+	"github.com/cairn-mirror/cairn/storage"
 )
 
 // Limit is the disk budget: past High x Max bytes of blobs, the least
@@ -53,11 +55,22 @@ func (c *Cache) EnforceLimit() error {
 	if used <= int64(float64(c.limit.Max)*c.limit.High) {
 		return nil
 	}
-	evicted, err := c.store.Evict(int64(float64(c.limit.Max)*c.limit.Low), c.busy)
+	_, err := c.evict(int64(float64(c.limit.Max)*c.limit.Low), "size")
+	return err
+}
+
+// evict removes least-recently-used blobs, never one being filled or read,
+// until usage is at most target, and counts them by reason. One eviction
+// runs at a time (the budget's and a full disk's).
+func (c *Cache) evict(target int64, reason string) ([]storage.Evicted, error) {
+	c.evictMu.Lock()
+	defer c.evictMu.Unlock()
+	used, _ := c.store.Usage()
+	evicted, err := c.store.Evict(target, c.busy)
 	digests := make([]string, 0, len(evicted))
 	for _, e := range evicted {
 		c.manifests.Remove(e.Digest)
-		c.metrics.evictions.WithLabelValues("size").Inc()
+		c.metrics.evictions.WithLabelValues(reason).Inc()
 		digests = append(digests, e.Digest)
 	}
 	if named, nerr := c.store.StillNamed(digests); nerr == nil {
@@ -65,9 +78,9 @@ func (c *Cache) EnforceLimit() error {
 	}
 	if len(evicted) > 0 {
 		after, _ := c.store.Usage()
-		c.log.Info("evicted least recently used blobs", "blobs", len(evicted), "bytes_before", used, "bytes", after)
+		c.log.Info("evicted least recently used blobs", "reason", reason, "blobs", len(evicted), "bytes_before", used, "bytes", after)
 	}
-	return err
+	return evicted, err
 }
 
 // committed notes a new blob: the evictor may have work.

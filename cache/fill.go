@@ -39,6 +39,10 @@ type fill struct {
 	digest string
 	repo   route.Repo // who started it: linked once the source answers
 	start  time.Time
+	src    Source        // where the bytes come from (also for readers gone uncached)
+	idle   time.Duration // the namespace's fill_idle_timeout
+
+	roomTried bool // a full disk was met and eviction tried (the pump's alone)
 
 	mu      sync.Mutex
 	w       *storage.Writer // set when the source has answered
@@ -61,8 +65,8 @@ type fillState struct {
 	changed <-chan struct{}
 }
 
-func newFill(repo route.Repo, dgst string) *fill {
-	return &fill{digest: dgst, repo: repo, start: time.Now(), size: -1, wake: make(chan struct{})}
+func newFill(repo route.Repo, dgst string, src Source, idle time.Duration) *fill {
+	return &fill{digest: dgst, repo: repo, start: time.Now(), src: src, idle: idle, size: -1, wake: make(chan struct{})}
 }
 
 func (f *fill) state() fillState {
@@ -92,21 +96,21 @@ func (c *Cache) startFill(ns *Namespace, src Source, repo route.Repo, dgst strin
 		c.metrics.coalesced.Inc()
 		return f, true
 	}
-	f = newFill(repo, dgst)
+	f = newFill(repo, dgst, src, ns.FillIdleTimeout)
 	c.inflight[dgst] = f
 	c.metrics.inflight.Inc()
 	c.fills.Add(1)
 	go func() {
 		defer c.fills.Done()
-		c.runFill(c.root, f, src, ns.FillIdleTimeout)
+		c.runFill(c.root, f)
 	}()
 	return f, false
 }
 
-func (c *Cache) runFill(ctx context.Context, f *fill, src Source, idle time.Duration) {
+func (c *Cache) runFill(ctx context.Context, f *fill) {
 	ctx, cancel := context.WithTimeout(ctx, c.fillBound)
 	defer cancel()
-	result, err := c.pump(ctx, f, src, idle)
+	result, err := c.pump(ctx, f)
 	if err == nil {
 		result, err = c.commitFill(f)
 	} else if st := f.state(); st.w != nil {
@@ -137,6 +141,9 @@ func (c *Cache) commitFill(f *fill) (string, error) {
 		return "committed", nil
 	case errors.Is(err, storage.ErrDigestMismatch), errors.Is(err, storage.ErrSizeMismatch):
 		return "verify_failed", fmt.Errorf("fill %s: %w: %w", f.digest, err, ocierr.Unavailable)
+	case isNoSpace(err):
+		// Verified, but no room to publish it: its readers finish uncached.
+		return "no_space", fmt.Errorf("fill %s: %w: %w: %w", f.digest, errNoSpace, err, ocierr.Unavailable)
 	default:
 		return "aborted", fmt.Errorf("fill %s: %w: %w", f.digest, err, ocierr.Unavailable)
 	}
@@ -144,12 +151,15 @@ func (c *Cache) commitFill(f *fill) (string, error) {
 
 // pump copies the source into the temp file until the body ends, reopening
 // a dropped or stalled body with Range up to maxResumes times.
-func (c *Cache) pump(ctx context.Context, f *fill, src Source, idle time.Duration) (string, error) {
+func (c *Cache) pump(ctx context.Context, f *fill) (string, error) {
 	buf := make([]byte, fillChunk)
 	for resumes := 0; ; resumes++ {
-		err := c.pumpBody(ctx, f, src, idle, buf)
+		err := c.pumpBody(ctx, f, buf)
 		if err == nil {
 			return "", nil
+		}
+		if errors.Is(err, errNoSpace) {
+			return "no_space", err
 		}
 		if errors.Is(err, errTemp) {
 			return "aborted", err
@@ -172,24 +182,24 @@ func isFinal(err error) bool {
 
 // pumpBody opens the source at the fill's offset and copies one body. A
 // body that ends before the announced size is an error (to resume).
-func (c *Cache) pumpBody(ctx context.Context, f *fill, src Source, idle time.Duration, buf []byte) error {
+func (c *Cache) pumpBody(ctx context.Context, f *fill, buf []byte) error {
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	timer := time.AfterFunc(idle, func() { cancel(errIdle) }) // stops a source that sends nothing
+	timer := c.idleTimer(f.idle, cancel)
 	defer timer.Stop()
-	body, err := src.Open(bctx, f.state().written)
+	body, err := f.src.Open(bctx, f.state().written)
 	if err != nil {
 		return err
 	}
 	defer body.Body.Close()
-	if err := c.attach(f, body, timer, idle); err != nil {
+	if err := c.attach(f, body, timer); err != nil {
 		return err
 	}
 	for {
-		timer.Reset(idle)
+		timer.Reset(f.idle)
 		k, rerr := body.Body.Read(buf)
 		timer.Stop()
-		if err := f.append(buf[:k]); err != nil {
+		if err := c.append(f, buf[:k]); err != nil {
 			return err
 		}
 		c.fetchedBytes(int64(k))
@@ -206,10 +216,21 @@ func (c *Cache) pumpBody(ctx context.Context, f *fill, src Source, idle time.Dur
 // the size and creates the temp file; a resumed one must start where the
 // fill is, or at 0 (a source that ignored Range), whose head is skipped:
 // those bytes are already written, hashed and verified with the rest.
-func (c *Cache) attach(f *fill, body *upstream.Blob, timer *time.Timer, idle time.Duration) error {
+func (c *Cache) attach(f *fill, body *upstream.Blob, timer *time.Timer) error {
 	st := f.state()
 	if !st.opened {
 		w, err := c.store.NewWriter(f.digest, body.Size)
+		if isNoSpace(err) {
+			f.update(func() { f.size = body.Size })
+			f.roomTried = true
+			c.makeRoom(f)
+			w, err = c.store.NewWriter(f.digest, body.Size)
+		}
+		if isNoSpace(err) {
+			// No temp file at all: readers go uncached from the start.
+			f.update(func() { f.opened = true })
+			return fmt.Errorf("fill %s: %w: %w: %w", f.digest, errNoSpace, err, ocierr.Unavailable)
+		}
 		if err != nil {
 			return fmt.Errorf("fill %s: %w", f.digest, err)
 		}
@@ -221,37 +242,58 @@ func (c *Cache) attach(f *fill, body *upstream.Blob, timer *time.Timer, idle tim
 	case st.written:
 		return nil
 	case 0:
-		return c.skip(f, body, st.written, timer, idle)
+		if err := c.discard(body.Body, st.written, timer, f.idle); err != nil {
+			return fmt.Errorf("fill %s: skipping to %d: %w: %w", f.digest, st.written, err, ocierr.Unavailable)
+		}
+		return nil
 	}
 	return fmt.Errorf("fill %s: resumed at %d, want %d: %w", f.digest, body.Offset, st.written, ocierr.Unavailable)
 }
 
-// skip reads past the n bytes already written, under the idle timer: a
-// source that ignores Range but keeps sending is making progress.
-func (c *Cache) skip(f *fill, body *upstream.Blob, n int64, timer *time.Timer, idle time.Duration) error {
+// idleTimer cancels with errIdle once it fires: it stops a source that
+// sends nothing. Reset it before each read, stop it after.
+func (c *Cache) idleTimer(idle time.Duration, cancel context.CancelCauseFunc) *time.Timer {
+	return time.AfterFunc(idle, func() { cancel(errIdle) })
+}
+
+// discard reads past the first n bytes of a body from a source that
+// ignored Range, under the idle timer: a source that keeps sending is
+// making progress.
+func (c *Cache) discard(body io.Reader, n int64, timer *time.Timer, idle time.Duration) error {
 	buf := make([]byte, 32<<10)
 	for left := n; left > 0; {
 		timer.Reset(idle)
-		k, err := body.Body.Read(buf[:min(int64(len(buf)), left)])
+		k, err := body.Read(buf[:min(int64(len(buf)), left)])
 		timer.Stop()
 		left -= int64(k)
 		c.fetchedBytes(int64(k))
 		if left > 0 && err != nil {
-			return fmt.Errorf("fill %s: skipping to %d: %w: %w", f.digest, n, err, ocierr.Unavailable)
+			return err
 		}
 	}
 	return nil
 }
 
-// append writes to the temp file and wakes the readers.
-func (f *fill) append(p []byte) error {
+// append writes to the temp file and wakes the readers. A full disk gets
+// one eviction and one retry per fill (see nospace.go).
+func (c *Cache) append(f *fill, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
 	w := f.state().w
-	if _, err := w.Write(p); err != nil {
-		if errors.Is(err, storage.ErrSizeMismatch) {
+	n, err := w.Write(p)
+	if isNoSpace(err) && !f.roomTried {
+		f.roomTried = true
+		c.makeRoom(f)
+		_, err = w.Write(p[n:]) // the rest of p: Write took n bytes
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, storage.ErrSizeMismatch):
 			return fmt.Errorf("fill %s: %w", f.digest, err) // the source sent too much
+		case isNoSpace(err):
+			f.update(func() { f.written = w.Written() })
+			return fmt.Errorf("fill %s: %w: %w: %w", f.digest, errNoSpace, err, ocierr.Unavailable)
 		}
 		return fmt.Errorf("fill %s: %w: %w: %w", f.digest, errTemp, err, ocierr.Unavailable)
 	}

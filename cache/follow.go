@@ -29,6 +29,10 @@ func (c *Cache) follow(ctx context.Context, f *fill, repo route.Repo) (oci.Blob,
 	for {
 		st := f.state()
 		switch {
+		case st.done && errors.Is(st.err, errNoSpace) && st.size > 0:
+			// The disk stayed full: this reader fetches the blob itself.
+			c.acquire(f.digest)
+			return &uncachedBlob{c: c, f: f, size: st.size}, nil
 		case st.done && st.err != nil:
 			return nil, st.err
 		case st.done:
@@ -39,7 +43,7 @@ func (c *Cache) follow(ctx context.Context, f *fill, repo route.Repo) (oci.Blob,
 				return c.OpenBlob(ctx, repo, f.digest)
 			}
 			return b, err
-		case st.opened && st.size > 0:
+		case st.opened && st.size > 0 && st.w != nil:
 			// (An empty or unsized blob has no last byte to hold back:
 			// its readers wait for the verified file.)
 			b, err := c.newFollower(f, st, repo, start)
@@ -90,6 +94,7 @@ type follower struct {
 	start time.Time // when the client asked, for time to first byte
 	sent  bool
 	once  sync.Once // releases the in-use mark
+	gone  bool      // the fill ended with errNoSpace and file is closed
 }
 
 func (r *follower) Size() int64 { return r.size }
@@ -99,9 +104,20 @@ func (r *follower) Size() int64 { return r.size }
 // a failed fill ends its response short. The client leaving (a write error
 // or ctx) stops this reader, never the fill.
 func (r *follower) WriteRange(ctx context.Context, w io.Writer, off, n int64) (int64, error) {
+	if r.gone {
+		return r.c.uncachedRead(ctx, r.f, r.size, nil, 0, w, off, off+n)
+	}
 	end, pos := off+n, off
 	for pos < end || n == 0 {
 		st := r.f.state()
+		if errors.Is(st.err, errNoSpace) && n > 0 {
+			// The disk stayed full: go on from pos alone, uncached. The
+			// temp file is closed as soon as its head is hashed, to give
+			// its space back.
+			r.gone = true
+			k, err := r.c.uncachedRead(ctx, r.f, r.size, r.file, st.written, w, pos, end)
+			return pos - off + k, err
+		}
 		if st.err != nil {
 			return pos - off, st.err
 		}
@@ -144,5 +160,28 @@ func (r *follower) copy(w io.Writer, from, to int64) (int64, error) {
 
 func (r *follower) Close() error {
 	r.once.Do(func() { r.c.release(r.f.digest) })
-	return r.file.Close()
+	if err := r.file.Close(); err != nil && !r.gone {
+		return err
+	}
+	return nil
+}
+
+// uncachedBlob is a reader of a fill that ended with errNoSpace before the
+// reader could follow it: it reads the whole blob from the source itself.
+type uncachedBlob struct {
+	c    *Cache
+	f    *fill
+	size int64
+	once sync.Once
+}
+
+func (b *uncachedBlob) Size() int64 { return b.size }
+
+func (b *uncachedBlob) WriteRange(ctx context.Context, w io.Writer, off, n int64) (int64, error) {
+	return b.c.uncachedRead(ctx, b.f, b.size, nil, 0, w, off, off+n)
+}
+
+func (b *uncachedBlob) Close() error {
+	b.once.Do(func() { b.c.release(b.f.digest) })
+	return nil
 }

@@ -15,6 +15,7 @@ type metrics struct {
 	inflight     prometheus.Gauge
 	coalesced    prometheus.Counter
 	resumes      prometheus.Counter
+	uncached     prometheus.Counter
 	ttfb         prometheus.Histogram
 	staleTotal   *prometheus.CounterVec // namespace
 	evictions    *prometheus.CounterVec // reason
@@ -32,7 +33,7 @@ func newMetrics(reg prometheus.Registerer, store *storage.Store, capacity int64)
 		}, []string{"kind", "result"}),
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_cache_served_bytes_total",
-			Help: "Blob bytes written to clients, by source (cache: a committed file; fill: a fill in progress).",
+			Help: "Blob bytes written to clients, by source (cache: a committed file; fill: a fill in progress; uncached: read from the source because the disk was full).",
 		}, []string{"source"}),
 		fetched: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cairn_cache_upstream_bytes_total",
@@ -40,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, store *storage.Store, capacity int64)
 		}),
 		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_cache_fills_total",
-			Help: "Blob fills by result (committed, verify_failed, upstream_error, aborted).",
+			Help: "Blob fills by result (committed, verify_failed, upstream_error, aborted, no_space: the disk stayed full after evicting).",
 		}, []string{"result"}),
 		fillTime: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cairn_cache_fill_duration_seconds",
@@ -59,6 +60,10 @@ func newMetrics(reg prometheus.Registerer, store *storage.Store, capacity int64)
 			Name: "cairn_cache_fill_resumes_total",
 			Help: "Source bodies reopened with Range after a drop or a stall.",
 		}),
+		uncached: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cairn_cache_uncached_reads_total",
+			Help: "Blob reads that went to the source on their own, uncached, because the disk stayed full after evicting.",
+		}),
 		ttfb: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cairn_cache_fill_first_byte_seconds",
 			Help:    "From a reader joining a fill to its first byte sent.",
@@ -71,7 +76,7 @@ func newMetrics(reg prometheus.Registerer, store *storage.Store, capacity int64)
 	}
 	m.evictions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cairn_storage_evictions_total",
-		Help: "Blobs evicted, by reason (size: over the high mark of max_size).",
+		Help: "Blobs evicted, by reason (size: over the high mark of max_size; disk_full: a fill found the disk full).",
 	}, []string{"reason"})
 	m.evictedNamed = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cairn_storage_evicted_still_named_total",
@@ -81,7 +86,7 @@ func newMetrics(reg prometheus.Registerer, store *storage.Store, capacity int64)
 	if reg == nil {
 		return m, nil
 	}
-	all := []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.inflight, m.coalesced, m.resumes, m.ttfb, m.staleTotal, m.evictions, m.evictedNamed}
+	all := []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.inflight, m.coalesced, m.resumes, m.uncached, m.ttfb, m.staleTotal, m.evictions, m.evictedNamed}
 	for _, c := range append(all, m.storage...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -57,3 +57,29 @@ func isLowerHex(s string, n int) bool {
 	}
 	return true
 }
+
+// Verifier hashes a blob's bytes, written to it in order, and checks them
+// against the digest: for readers that see a blob outside a Writer (one
+// streamed uncached when the disk is full).
+type Verifier struct {
+	hash.Hash
+	d parsedDigest
+}
+
+// NewVerifier returns a Verifier for digest (ErrInvalidDigest if malformed).
+func NewVerifier(digest string) (*Verifier, error) {
+	p, err := parseDigest(digest)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{Hash: p.newHash(), d: p}, nil
+}
+
+// Verify reports ErrDigestMismatch unless what was written hashes to the
+// digest.
+func (v *Verifier) Verify() error {
+	if got := fmt.Sprintf("%x", v.Sum(nil)); got != v.d.hex {
+		return fmt.Errorf("storage: %s: content hashes to %s:%s: %w", v.d, v.d.alg, got, ErrDigestMismatch)
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -40,6 +41,11 @@ func (c *Client) OpenBlob(ctx context.Context, repo, digest string, offset int64
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
 	resp, err := c.do(ctx, OpBlobGet, repo, req)
+	if offset > 0 && errors.Is(err, ocierr.RangeInvalid) {
+		// Some registries refuse an open-ended Range: the whole body then,
+		// whose head the caller skips (Offset 0).
+		return c.OpenBlob(ctx, repo, digest, 0)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,61 +1,185 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
-// A full disk during a fill: the client's response is cut short, the fill
-// gives up at once (no retries against the upstream: they cannot help),
-// nothing half written stays, and once there is room the blob is fetched.
-// The disk is a 256 KiB tmpfs over data_dir/tmp, so it needs root (CI runs
-// as root; elsewhere the test skips unless CI=true).
-func TestDiskFullDuringFill(t *testing.T) {
+// smallDisk returns a data directory on a tmpfs of the given size, with
+// meta/ (badger) bind-mounted from an ordinary directory: blobs and temp
+// files share the small file system, as they share a disk in production,
+// while badger's memory-mapped files stay out of it. Mounting needs root
+// (CI runs as root; elsewhere the test skips unless CI=true).
+func smallDisk(t *testing.T, size string) string {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("CI must run this test as root (it mounts a tmpfs)")
 		}
 		t.Skip("needs root to mount a small tmpfs")
 	}
-	up := newFaulty(t, 1<<20)
-	dataDir := t.TempDir()
-	tmp := filepath.Join(dataDir, "tmp")
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	meta := filepath.Join(dataDir, "meta")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := syscall.Mount("tmpfs", tmp, "tmpfs", 0, "size=256k"); err != nil {
+	if err := syscall.Mount("tmpfs", dataDir, "tmpfs", 0, "size="+size); err != nil {
 		t.Fatalf("mount tmpfs: %v", err)
 	}
-	mounted := true
-	unmount := func() {
-		if mounted {
-			syscall.Unmount(tmp, syscall.MNT_DETACH)
-			mounted = false
+	t.Cleanup(func() { syscall.Unmount(dataDir, syscall.MNT_DETACH) })
+	if err := os.Mkdir(meta, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(t.TempDir(), meta, "", syscall.MS_BIND, ""); err != nil {
+		t.Fatalf("bind mount meta/: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(meta, syscall.MNT_DETACH) })
+	return dataDir
+}
+
+// blobFiles lists the committed blob files under a data directory.
+func blobFiles(t *testing.T, dataDir string) []string {
+	t.Helper()
+	var files []string
+	filepath.WalkDir(filepath.Join(dataDir, "blobs"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			files = append(files, filepath.Base(path))
+		}
+		return nil
+	})
+	return files
+}
+
+// A full disk during a fill, with least-recently-used blobs to give up:
+// the fill evicts and retries, and the client gets the whole blob, cached.
+func TestDiskFullEvictsAndRetries(t *testing.T) {
+	dataDir := smallDisk(t, "2560k") // room for two 1 MiB layers, not three
+	up := newUpstream(t)
+	img := randomImage(t, 1<<20, 3)
+	up.push(t, "library/x", "v1", img)
+	layers, err := img.Layers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := startNode(t, testConfig(t, dataDir, up.host(), up.host()))
+
+	for i, l := range layers {
+		d := mustDigest(t, l)
+		body, err := readBlob(n.url("/v2/library/x/blobs/" + d))
+		if err != nil || !bytes.Equal(body, layerBytes(t, l)) {
+			t.Fatalf("layer %d: %d bytes, %v; want the whole layer", i, len(body), err)
+		}
+		if gets := up.count("GET", "/blobs/"+d); gets != 1 {
+			t.Errorf("layer %d: %d upstream GETs, want 1", i, gets)
 		}
 	}
-	t.Cleanup(unmount)
+	m := metricsOf(t, n)
+	for _, want := range []string{
+		`cairn_cache_fills_total{result="committed"} 3`,
+		`cairn_storage_evictions_total{reason="disk_full"}`,
+		"cairn_cache_uncached_reads_total 0",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(m, `result="no_space"`) {
+		t.Error("a fill gave up although eviction made room")
+	}
+	last := mustDigest(t, layers[2])
+	if files := blobFiles(t, dataDir); len(files) >= 3 || !strings.Contains(strings.Join(files, " "), strings.TrimPrefix(last, "sha256:")) {
+		t.Errorf("blob files %v: want the last layer cached and an older one evicted", files)
+	}
+	if left := dirEntries(t, filepath.Join(dataDir, "tmp")); len(left) != 0 {
+		t.Errorf("temp files left: %v", left)
+	}
+}
+
+// A full disk with nothing to evict: the fill gives up caching and every
+// reader, full or ranged, joined before or after, continues on its own
+// with its own upstream Range GET. Every body is right, nothing half
+// written stays, and it is counted.
+func TestDiskFullReadsUncached(t *testing.T) {
+	dataDir := smallDisk(t, "1m")
+	up := newFaulty(t, 2<<20)
+	gate := make(chan struct{})
+	up.set(func(f *faulty) { f.gate, f.gateAt = gate, 256<<10 })
 	n := startNode(t, testConfig(t, dataDir, up.host(), up.host()))
 	url := n.url("/v2/library/x/blobs/" + up.digest)
+	size := len(up.data)
 
-	body, err := readBlob(url)
-	if err == nil || len(body) >= len(up.data) {
-		t.Fatalf("disk full: got %d bytes, err %v; want the response cut short", len(body), err)
+	var all, firstBytes sync.WaitGroup
+	errs := make(chan error, 4)
+	read := func(from, to int) {
+		all.Add(1)
+		go func() {
+			defer all.Done()
+			if from == 0 && to == size-1 {
+				firstBytes.Add(1)
+				errs <- fullRead(url, up.data, firstBytes.Done)
+			} else {
+				errs <- rangedRead(url, up.data, from, to)
+			}
+		}()
 	}
-	if gets, _ := up.count(); gets != 1 {
-		t.Errorf("disk full: %d upstream GETs, want 1 (a full disk is not retried)", gets)
+	read(0, size-1)
+	read(0, size-1)
+	read(100, 1000)               // ends early: its last byte waits for the digest
+	read(size-600_000, size-1-10) // starts past what the disk can hold
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(metricsOf(t, n), "cairn_cache_fill_readers_coalesced_total 3") {
+		if time.Now().After(deadline) {
+			t.Fatal("the readers did not all join the fill")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	if left := dirEntries(t, tmp); len(left) != 0 {
+	waitFor(t, wgDone(&firstBytes), 20*time.Second, "the full readers' first bytes")
+	time.Sleep(100 * time.Millisecond) // the ranged readers, joined, open their followers
+	close(gate)
+	waitFor(t, wgDone(&all), 30*time.Second, "every reader to finish")
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	gets, ranges := up.count()
+	if gets != 5 {
+		t.Errorf("upstream GETs = %d (ranges %q), want 5: the fill's and one per reader", gets, ranges)
+	}
+	for _, r := range ranges[1:] {
+		if !strings.HasPrefix(r, "bytes=") || r == "bytes=0-" {
+			t.Errorf("an uncached reader asked for %q, want a Range from its own offset", r)
+		}
+	}
+	m := metricsOf(t, n)
+	for _, want := range []string{
+		`cairn_cache_fills_total{result="no_space"} 1`,
+		"cairn_cache_uncached_reads_total 4",
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if left := dirEntries(t, filepath.Join(dataDir, "tmp")); len(left) != 0 {
 		t.Errorf("temp files left on the full disk: %v", left)
 	}
-	if !strings.Contains(metricsOf(t, n), `cairn_cache_fills_total{result="aborted"} 1`) {
-		t.Errorf("the failed fill was not counted as aborted")
+	if files := blobFiles(t, dataDir); len(files) != 0 {
+		t.Errorf("blob files %v on a disk too small for the blob", files)
 	}
 
-	unmount() // room again
-	if body, err := readBlob(url); err != nil || len(body) != len(up.data) {
-		t.Errorf("with room again: %d bytes, %v", len(body), err)
+	// A later request: a fresh fill meets the full disk again, and the
+	// client is still served, uncached.
+	if err := fullRead(url, up.data, func() {}); err != nil {
+		t.Errorf("after the first round: %v", err)
+	}
+	if !strings.Contains(metricsOf(t, n), `cairn_cache_fills_total{result="no_space"} 2`) {
+		t.Error("the second fill did not end as no_space")
 	}
 }
