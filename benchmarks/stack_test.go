@@ -76,6 +76,12 @@ func newStackOver(b *testing.B, upstreamURL string) *stack {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { store.Close() })
+	return newStackOn(b, store, upstreamURL)
+}
+
+// newStackOn is newStackOver on an open store.
+func newStackOn(b *testing.B, store *storage.Store, upstreamURL string) *stack {
+	b.Helper()
 	client, err := upstream.New("docker.io", upstreamURL)
 	if err != nil {
 		b.Fatal(err)

@@ -162,18 +162,45 @@ func (s *Store) addUsage(bytes int64, blobs int) {
 	s.usageMu.Unlock()
 }
 
-// lockDigest locks the stripe of digest d and returns its unlock. Holders
-// never take a second digest lock, so stripes cannot deadlock. It makes the
-// publish-then-record of a commit and the delete-metadata-then-file of a
-// removal atomic with respect to each other, and Pin atomic with respect
-// to eviction's pin check.
+// lockDigest locks the stripe of digest d and returns its unlock. It makes
+// the publish-then-record of a commit and the delete-metadata-then-file of
+// a removal atomic with respect to each other, and Pin atomic with respect
+// to eviction's pin check. Holders of one stripe never take another; only
+// lockDigests takes several, always in ascending order, so stripes cannot
+// deadlock.
 func (s *Store) lockDigest(d string) func() {
-	h := uint32(2166136261) // FNV-1a, allocation free
+	m := &s.digestLocks[stripe(d)]
+	m.Lock()
+	return m.Unlock
+}
+
+// lockDigests locks the stripes of all of ds, in ascending order, and
+// returns the unlock of them all.
+func (s *Store) lockDigests(ds []string) func() {
+	var held [digestLockStripes]bool
+	for _, d := range ds {
+		held[stripe(d)] = true
+	}
+	for i, h := range held {
+		if h {
+			s.digestLocks[i].Lock()
+		}
+	}
+	return func() {
+		for i, h := range held {
+			if h {
+				s.digestLocks[i].Unlock()
+			}
+		}
+	}
+}
+
+// stripe is d's digest lock: FNV-1a, allocation free.
+func stripe(d string) uint32 {
+	h := uint32(2166136261)
 	for i := 0; i < len(d); i++ {
 		h ^= uint32(d[i])
 		h *= 16777619
 	}
-	m := &s.digestLocks[h%digestLockStripes]
-	m.Lock()
-	return m.Unlock
+	return h % digestLockStripes
 }

@@ -27,6 +27,7 @@ const (
 	pinPrefix  = "pin/"
 	seqKey     = "seq"
 	schemaKey  = "schema"
+	usageKey   = "usage" // Usage at a clean Close (see reconcile.go)
 )
 
 func blobKey(d string) []byte            { return []byte(blobPrefix + d) }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,14 +19,15 @@ import (
 // A commit renames the file into blobs/ before it writes the record, and a
 // removal deletes the record before the file, so a crash can leave a file
 // without a record, never a record without a file (except for a lost
-// directory sync, or a file deleted by hand). Close therefore writes
-// <data_dir>/clean after badger is closed, and Open removes it. Open always
-// drops records whose file is missing (a stat per record) and computes
-// Usage from the records; without the marker (an unclean stop, a Store
-// whose files and metadata disagreed, or a data dir from before the marker
-// existed) it also walks blobs/ and, for every file without a record,
-// re-hashes it: a match is adopted (recorded with kind "" and the file's
-// size), anything else is moved to <data_dir>/quarantine/<alg>-<hex>.
+// directory sync, or a file deleted by hand). Close therefore saves the
+// usage totals (the usage key) and writes <data_dir>/clean after badger is
+// closed; Open removes both. Open always drops records whose file is
+// missing, checked against directory listings. After a clean stop it takes
+// Usage from the saved totals; without the marker (an unclean stop, a
+// Store whose files and metadata disagreed, or a data dir from before the
+// marker existed) it sums the records, and, for every file without a
+// record, re-hashes it: a match is adopted (recorded with kind "" and the
+// file's size), anything else is moved to <data_dir>/quarantine/<alg>-<hex>.
 
 // takeCleanMarker reports whether the previous stop was clean and removes
 // the marker durably, so that a crash from now on counts as unclean.
@@ -59,177 +61,203 @@ func markClean(dir string) error {
 }
 
 // reconcile brings the blob/ records and blobs/ in line at Open (see the
-// comment at the top of this file) and computes Usage.
+// comment at the top of this file) and computes Usage. It goes one
+// blobs/<alg>/<2 hex> directory at a time, in key order: one listing per
+// directory, against the records under the matching key prefix, so memory
+// holds one directory's names and no file is stat'ed.
+//
+// After a clean stop the usage totals that Close saved are trusted and the
+// records are read keys-only (a million blobs: 512 listings and a key scan,
+// no record decoded). Otherwise every record is decoded for its size, and
+// files without a record are re-hashed and adopted or quarantined.
 func (s *Store) reconcile(clean bool) error {
-	if err := s.dropMissing(); err != nil {
+	saved, haveSaved, err := s.takeUsage()
+	if err != nil {
 		return fmt.Errorf("storage: reconcile: %w", err)
 	}
-	if clean {
-		return nil
+	trust := clean && haveSaved
+	r := &reconciler{s: s, sizes: !trust, adopt: !clean}
+	for _, alg := range []string{"sha256", "sha512"} {
+		for i := range 256 {
+			if err := r.dir(alg, fmt.Sprintf("%02x", i)); err != nil {
+				return fmt.Errorf("storage: reconcile: %w", err)
+			}
+		}
 	}
-	if err := s.adoptOrphans(); err != nil {
+	if err := r.finish(); err != nil {
 		return fmt.Errorf("storage: reconcile: %w", err)
+	}
+	if trust {
+		s.addUsage(saved.Bytes-r.missingBytes, saved.Blobs-len(r.missing))
+	} else {
+		s.addUsage(r.bytes, r.blobs)
+	}
+	if len(r.missing) > 0 {
+		s.log.Info("dropped metadata of missing blob files", "blobs", len(r.missing))
+	}
+	if r.adopted+r.quarantined > 0 {
+		s.log.Info("reconciled blob files without metadata after an unclean stop",
+			"adopted", r.adopted, "quarantined", r.quarantined)
 	}
 	return nil
 }
 
-// dropMissing deletes blob/ records whose file is missing (deleted by hand,
-// lost in a crash before the directory sync) and counts the others into
-// Usage.
-func (s *Store) dropMissing() error {
-	var missing []string
-	var bytes int64
-	var blobs int
-	files := &fileIndex{s: s}
-	err := s.forEachBlob(func(info BlobInfo) error {
-		if !files.has(info.Digest) {
-			missing = append(missing, info.Digest)
-			return nil
-		}
-		bytes, blobs = bytes+info.Size, blobs+1
-		return nil
-	})
+// reconciler is the state of one reconcile pass.
+type reconciler struct {
+	s     *Store
+	sizes bool // decode every record for its size (usage not saved)
+	adopt bool // adopt or quarantine files without a record (unclean stop)
+
+	bytes        int64    // sizes of the records kept (when sizes)
+	blobs        int      // records kept (when sizes)
+	missing      []string // records without a file, to drop
+	missingBytes int64
+	adoptions    []adoption // adopted files, recorded in batches
+	adopted      int
+	quarantined  int
+}
+
+type adoption struct {
+	digest string
+	size   int64
+}
+
+// adoptBatch is how many adopted records one write batch holds.
+const adoptBatch = 1024
+
+// dir reconciles blobs/<alg>/<xx> with the records under blob/<alg>:<xx>.
+func (r *reconciler) dir(alg, xx string) error {
+	names, err := listNames(filepath.Join(r.s.dir, blobsDir, alg, xx))
 	if err != nil {
 		return err
 	}
-	s.addUsage(bytes, blobs)
-	if len(missing) == 0 {
+	prefix := []byte(blobPrefix + alg + ":" + xx)
+	err = r.s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = prefix
+		opts.PrefetchValues = r.sizes
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			d := string(item.Key()[len(blobPrefix):])
+			_, hex, _ := strings.Cut(d, ":")
+			_, found := names[hex]
+			delete(names, hex)
+			var size int64
+			if r.sizes || !found {
+				var rec blobRecord
+				if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
+					return fmt.Errorf("blob record %q: %w", d, err)
+				}
+				size = rec.Size
+			}
+			switch {
+			case !found:
+				r.missing = append(r.missing, d)
+				r.missingBytes += size
+			case r.sizes:
+				r.bytes, r.blobs = r.bytes+size, r.blobs+1
+			}
+		}
+		return nil
+	})
+	if err != nil || !r.adopt {
+		return err
+	}
+	for name := range names { // files without a record
+		p, err := parseDigest(alg + ":" + name)
+		if err != nil || p.hex[:2] != xx {
+			r.s.log.Warn("ignoring a file in blobs/ that is not named by a digest", "path", filepath.Join(blobsDir, alg, xx, name))
+			continue
+		}
+		if err := r.orphan(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// orphan re-hashes a file without a record: a match is adopted (recorded in
+// the next batch), anything else quarantined.
+func (r *reconciler) orphan(p parsedDigest) error {
+	size, ok, err := r.s.hashFile(p)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		r.quarantined++
+		return quarantineFile(r.s, p)
+	}
+	r.adoptions = append(r.adoptions, adoption{p.String(), size})
+	r.adopted++
+	if len(r.adoptions) >= adoptBatch {
+		return r.flushAdoptions()
+	}
+	return nil
+}
+
+// flushAdoptions records the adopted files in one write batch (a single
+// sync, not one per file).
+func (r *reconciler) flushAdoptions() error {
+	if len(r.adoptions) == 0 {
 		return nil
 	}
-	wb := s.db.NewWriteBatch()
+	wb := r.s.db.NewWriteBatch()
 	defer wb.Cancel()
-	for _, d := range missing {
+	now := r.s.now().UTC()
+	for _, a := range r.adoptions {
+		rec := mergeBlobRecord(blobRecord{}, a.size, KindUnknown, "", now)
+		v, err := json.Marshal(rec)
+		if err != nil {
+			return err
+		}
+		if err := wb.Set(blobKey(a.digest), v); err != nil {
+			return err
+		}
+		r.bytes, r.blobs = r.bytes+a.size, r.blobs+1
+	}
+	r.adoptions = r.adoptions[:0]
+	return wb.Flush()
+}
+
+// finish records the last adoptions and drops the records without a file.
+func (r *reconciler) finish() error {
+	if err := r.flushAdoptions(); err != nil {
+		return err
+	}
+	if len(r.missing) == 0 {
+		return nil
+	}
+	wb := r.s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, d := range r.missing {
 		if err := wb.Delete(blobKey(d)); err != nil {
 			return err
 		}
 	}
-	if err := wb.Flush(); err != nil {
-		return err
+	return wb.Flush()
+}
+
+// listNames returns the names in dir (none if it does not exist).
+func listNames(dir string) (map[string]struct{}, error) {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]struct{}{}, nil
 	}
-	s.log.Info("dropped metadata of missing blob files", "blobs", len(missing))
-	return nil
-}
-
-// fileIndex answers whether a digest has a committed file from directory
-// listings: records arrive in key order, so each blobs/<alg>/<2 hex>
-// directory is read once and no file is stat'ed (start-up with a million
-// blobs is 256 listings per algorithm, not a million stats).
-type fileIndex struct {
-	s     *Store
-	dir   string
-	names map[string]bool
-	err   error // the listing failed: fall back to a stat per digest
-}
-
-// has reports whether d has a file. An unparseable digest counts as
-// missing, so its metadata is dropped; a file that cannot be checked for
-// another reason counts as present.
-func (x *fileIndex) has(d string) bool {
-	p, err := parseDigest(d)
 	if err != nil {
-		return false
+		return nil, err
 	}
-	if dir := filepath.Dir(p.path(x.s.dir)); dir != x.dir {
-		x.dir, x.names, x.err = dir, map[string]bool{}, nil
-		entries, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			x.err = err
-		}
-		for _, e := range entries {
-			x.names[e.Name()] = true
-		}
-	}
-	if x.err != nil {
-		_, err := os.Stat(p.path(x.s.dir))
-		return !errors.Is(err, fs.ErrNotExist)
-	}
-	return x.names[p.hex]
-}
-
-// adoptOrphans walks blobs/ and adopts or quarantines every file that has
-// no blob/ record.
-func (s *Store) adoptOrphans() error {
-	var adopted, quarantined int
-	err := s.walkBlobFiles(func(p parsedDigest) error {
-		ok, err := s.adoptFile(p)
-		switch {
-		case err != nil:
-			return err
-		case ok:
-			adopted++
-		default:
-			quarantined++
-		}
-		return nil
-	})
-	if adopted+quarantined > 0 {
-		s.log.Info("reconciled blob files without metadata after an unclean stop",
-			"adopted", adopted, "quarantined", quarantined)
-	}
-	return err
-}
-
-// walkBlobFiles calls fn for every file blobs/<alg>/<2 hex>/<hex> without a
-// blob/ record. Files whose path is not a digest are logged and left alone.
-func (s *Store) walkBlobFiles(fn func(parsedDigest) error) error {
-	root := filepath.Join(s.dir, blobsDir)
-	return filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return err
-		}
-		p, ok := digestFromPath(root, path)
-		if !ok {
-			s.log.Warn("ignoring a file in blobs/ that is not named by a digest", "path", path)
-			return nil
-		}
-		has, err := s.hasBlobRecord(p.String())
-		if err != nil || has {
-			return err
-		}
-		return fn(p)
-	})
-}
-
-// digestFromPath parses root/<alg>/<2 hex>/<hex>.
-func digestFromPath(root, path string) (parsedDigest, bool) {
-	rel, err := filepath.Rel(root, path)
+	defer f.Close()
+	list, err := f.Readdirnames(-1)
 	if err != nil {
-		return parsedDigest{}, false
+		return nil, err
 	}
-	parts := strings.Split(filepath.ToSlash(rel), "/")
-	if len(parts) != 3 {
-		return parsedDigest{}, false
+	names := make(map[string]struct{}, len(list))
+	for _, n := range list {
+		names[n] = struct{}{}
 	}
-	p, err := parseDigest(parts[0] + ":" + parts[2])
-	if err != nil || p.hex[:2] != parts[1] {
-		return parsedDigest{}, false
-	}
-	return p, true
-}
-
-func (s *Store) hasBlobRecord(d string) (bool, error) {
-	err := s.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(blobKey(d))
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return false, nil
-	}
-	return err == nil, err
-}
-
-// adoptFile re-hashes a file without metadata: if it matches its name it
-// is recorded (true), else it is quarantined (false).
-func (s *Store) adoptFile(p parsedDigest) (bool, error) {
-	size, ok, err := s.hashFile(p)
-	if err != nil {
-		return false, err
-	}
-	if !ok {
-		return false, quarantineFile(s, p)
-	}
-	_, err = s.recordBlob(p.String(), size, KindUnknown, "", nil)
-	return err == nil, err
+	return names, nil
 }
 
 // hashFile hashes the committed file of p: its size and whether its
@@ -262,4 +290,37 @@ func quarantineFile(s *Store, p parsedDigest) error {
 	s.log.Warn("quarantined a blob file whose content does not match its digest",
 		"digest", p.String(), "path", dst)
 	return syncDir(dir)
+}
+
+// savedUsage is the usage key's value: Usage at a clean Close.
+type savedUsage struct {
+	Bytes int64 `json:"bytes"`
+	Blobs int   `json:"blobs"`
+}
+
+// saveUsage records Usage for the next Open (Close, when the stop is clean).
+func (s *Store) saveUsage() error {
+	bytes, blobs := s.Usage()
+	return s.update(func(txn *badger.Txn) error {
+		return setJSON(txn, []byte(usageKey), savedUsage{Bytes: bytes, Blobs: blobs})
+	})
+}
+
+// takeUsage reads and deletes the saved usage: it is only true of the
+// stop that saved it, and only with the clean marker.
+func (s *Store) takeUsage() (savedUsage, bool, error) {
+	var u savedUsage
+	found := false
+	err := s.update(func(txn *badger.Txn) error {
+		err := getJSON(txn, []byte(usageKey), &u)
+		if isNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		return txn.Delete([]byte(usageKey))
+	})
+	return u, found, err
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,12 +16,17 @@ import (
 
 // deleteRecord drops the blob/ record of d by hand, as a crash between a
 // removal's transaction and its unlink (or a commit's rename and its
-// record) would leave it.
+// record) would leave it, and forgets it in memory as the removal does.
 func deleteRecord(t *testing.T, s *Store, d string) {
 	t.Helper()
+	info, err := s.Stat(d)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(blobKey(d)) }); err != nil {
 		t.Fatal(err)
 	}
+	s.forget(d, info.Size)
 }
 
 // corrupt overwrites the start of d's committed file, keeping its size.
@@ -178,5 +184,59 @@ func TestVerify(t *testing.T) {
 	cancel()
 	if rep, err := s.Verify(ctx); !errors.Is(err, context.Canceled) || rep.Checked != 0 {
 		t.Errorf("Verify(cancelled) = %+v, %v; want nothing checked, context.Canceled", rep, err)
+	}
+}
+
+// Usage across restarts: after a clean stop it comes from the totals Close
+// saved, less the files deleted by hand meanwhile (their records dropped);
+// after an unclean stop, or from a data dir without saved totals, from
+// the records.
+func TestOpenUsageAcrossStops(t *testing.T) {
+	for _, stop := range []string{"clean", "clean, file deleted by hand", "unclean", "clean, no saved totals"} {
+		t.Run(stop, func(t *testing.T) {
+			dir := t.TempDir()
+			s := openStore(t, dir)
+			a := commitBlob(t, s, []byte("first blob"), KindLayer)
+			b := commitBlob(t, s, bytes.Repeat([]byte("second "), 50), KindLayer)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			wantBytes, wantBlobs := a.Size+b.Size, 2
+			switch stop {
+			case "clean, file deleted by hand":
+				p, _ := parseDigest(b.Digest)
+				if err := os.Remove(p.path(dir)); err != nil {
+					t.Fatal(err)
+				}
+				wantBytes, wantBlobs = a.Size, 1
+			case "unclean":
+				if err := os.Remove(filepath.Join(dir, cleanFile)); err != nil {
+					t.Fatal(err)
+				}
+			case "clean, no saved totals":
+				db, err := badger.Open(badgerOptions(filepath.Join(dir, metaDir), slog.New(slog.DiscardHandler)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := db.Update(func(txn *badger.Txn) error { return txn.Delete([]byte(usageKey)) }); err != nil {
+					t.Fatal(err)
+				}
+				db.Close()
+			}
+			s = openStore(t, dir)
+			if bytes, n := s.Usage(); bytes != wantBytes || n != wantBlobs {
+				t.Errorf("Usage() = %d, %d; want %d, %d", bytes, n, wantBytes, wantBlobs)
+			}
+			if _, err := s.Stat(a.Digest); err != nil {
+				t.Errorf("Stat(first): %v", err)
+			}
+			// The totals were taken: a crash now leaves nothing stale to trust.
+			if err := s.db.View(func(txn *badger.Txn) error {
+				_, err := txn.Get([]byte(usageKey))
+				return err
+			}); !errors.Is(err, badger.ErrKeyNotFound) {
+				t.Errorf("the usage key outlived Open: %v", err)
+			}
+		})
 	}
 }

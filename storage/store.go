@@ -194,6 +194,12 @@ func (s *Store) Close() error {
 func (s *Store) close() error {
 	// Lost access times only blur the eviction order: the stop is still clean.
 	ferr := s.FlushAccess()
+	if !s.dirty.Load() {
+		if err := s.saveUsage(); err != nil {
+			s.dirty.Store(true) // the next Open sums the records instead
+			ferr = errors.Join(ferr, fmt.Errorf("storage: save usage: %w", err))
+		}
+	}
 	if err := s.db.Close(); err != nil {
 		return errors.Join(ferr, fmt.Errorf("storage: close badger: %w", err))
 	}

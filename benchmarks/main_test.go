@@ -1,0 +1,12 @@
+package benchmarks
+
+import (
+	"os"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	removeFixture()
+	os.Exit(code)
+}
