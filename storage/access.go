@@ -1,104 +1,93 @@
 package storage
 
 import (
+	"encoding/binary"
 	"fmt"
-	"maps"
-	"slices"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 )
 
 const (
 	// accessFlushThreshold is how many distinct touched digests wait in
 	// memory before Touch writes them to badger.
 	accessFlushThreshold = 4096
-	// accessTxnSize is how many blob/ records one flush transaction
-	// rewrites: 1024 records of ~300 bytes stay well under badger's batch
-	// limit (15% of the 8 MiB memtable), which 4096 sha512 records exceed.
-	accessTxnSize = 1024
+	// accessResolution is how old a blob's recorded access time must be
+	// before a read records a new one.
+	accessResolution = time.Minute
 	// digestLockStripes is the number of digest locks (see lockDigest).
 	digestLockStripes = 256
 )
 
 // Touch records that digest was read now. It costs a map write and an
-// in-memory cache refresh, never a disk write: the times reach the blob/
-// records' last_access in batches, when accessFlushThreshold digests are
-// pending (the Touch that reaches it writes them), on FlushAccess, on Evict
-// and on Close. Stat reflects a Touch at once. Touching a digest that is not
-// stored is harmless. If the batch write fails, its times are dropped (and
-// logged): they only order eviction.
+// in-memory cache refresh, never a disk write: the times reach badger in
+// batches, when accessFlushThreshold digests are pending (the Touch that
+// reaches it writes them, unless a flush is already running), on
+// FlushAccess, on Evict and on Close. Stat reflects a Touch at once. A
+// blob whose cached access time is less than accessResolution old is not
+// touched again: hot blobs cost nothing more. Touching a digest that is
+// not stored is harmless. If the batch write fails, its times are dropped
+// (and logged): they only order eviction.
 func (s *Store) Touch(digest string) {
 	now := s.now().UTC()
-	s.accessMu.Lock()
-	s.pending[digest] = now
-	var batch map[string]time.Time
-	if len(s.pending) >= accessFlushThreshold {
-		batch = s.pending
-		s.pending = make(map[string]time.Time, accessFlushThreshold)
-	}
-	s.accessMu.Unlock()
-	s.touchInfo(digest, now)
-	if batch == nil {
+	if info, ok := s.infos.Peek(digest); ok && now.Sub(info.LastAccess) < accessResolution {
 		return
 	}
-	if err := s.writeAccess(batch); err != nil {
-		s.log.Warn("dropped blob access times", "blobs", len(batch), "err", err)
+	s.accessMu.Lock()
+	s.pending[digest] = now
+	full := len(s.pending) >= accessFlushThreshold
+	s.accessMu.Unlock()
+	s.touchInfo(digest, now)
+	if !full || !s.flushMu.TryLock() {
+		return
+	}
+	defer s.flushMu.Unlock()
+	if err := s.flushLocked(); err != nil {
+		s.log.Warn("dropped blob access times", "err", err)
 	}
 }
 
 // FlushAccess writes the pending access times (see Touch) to badger now.
 // On error those times are dropped.
 func (s *Store) FlushAccess() error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	if err := s.flushLocked(); err != nil {
+		return fmt.Errorf("storage: flush access times: %w", err)
+	}
+	return nil
+}
+
+// flushLocked takes the pending times and writes them; the caller holds
+// flushMu, so batches reach badger in the order they were taken and a
+// later time is never overwritten by an earlier one.
+func (s *Store) flushLocked() error {
 	s.accessMu.Lock()
 	batch := s.pending
 	if len(batch) == 0 {
 		s.accessMu.Unlock()
 		return nil
 	}
-	s.pending = make(map[string]time.Time)
+	s.pending = make(map[string]time.Time, accessFlushThreshold)
 	s.accessMu.Unlock()
 	if err := s.writeAccess(batch); err != nil {
-		return fmt.Errorf("storage: flush access times: %w", err)
+		return fmt.Errorf("%d blobs: %w", len(batch), err)
 	}
 	return nil
 }
 
-// writeAccess moves the last_access of each stored blob in batch forward
-// to its time, accessTxnSize records per transaction. Digests without a
-// record (never stored, or removed meanwhile) are skipped: the read in the
-// transaction makes a concurrent removal conflict rather than resurrect the
-// record.
+// writeAccess writes the access times in batch as atime/ keys, blind (no
+// read), in one write batch. A digest removed meanwhile may leave an
+// atime/ key without a record: Open drops those.
 func (s *Store) writeAccess(batch map[string]time.Time) error {
-	digests := slices.Sorted(maps.Keys(batch))
-	for chunk := range slices.Chunk(digests, accessTxnSize) {
-		err := s.update(func(txn *badger.Txn) error {
-			for _, d := range chunk {
-				if err := setAccess(txn, d, batch[d]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for d, at := range batch {
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, uint64(at.UnixNano()))
+		if err := wb.Set(accessKey(d), v); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// setAccess sets the last_access of digest d's record to at, if later.
-func setAccess(txn *badger.Txn, d string, at time.Time) error {
-	var rec blobRecord
-	err := getJSON(txn, blobKey(d), &rec)
-	if isNotFound(err) || (err == nil && !at.After(rec.LastAccess)) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	rec.LastAccess = at
-	return setJSON(txn, blobKey(d), rec)
+	return wb.Flush()
 }
 
 // withPendingAccess applies a Touch not yet written to badger to info.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -38,11 +39,12 @@ func (c *fakeClock) Advance(d time.Duration) time.Time {
 	return c.t
 }
 
-// rawRecord reads the blob/ record of d straight from badger.
+// rawRecord reads the blob/ record of d and its access time straight from
+// badger.
 func rawRecord(t *testing.T, s *Store, d string) blobRecord {
 	t.Helper()
 	var rec blobRecord
-	if err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, blobKey(d), &rec) }); err != nil {
+	if err := s.db.View(func(txn *badger.Txn) (err error) { rec, err = readRecord(txn, d); return err }); err != nil {
 		t.Fatalf("read blob/%s: %v", d, err)
 	}
 	return rec
@@ -112,12 +114,13 @@ func TestTouchNeverMovesBackOrResurrects(t *testing.T) {
 	if err := s.FlushAccess(); err != nil {
 		t.Fatal(err)
 	}
-	// An older time (another batch written late) does not win.
-	if err := s.writeAccess(map[string]time.Time{d: late.Add(-time.Minute)}); err != nil {
-		t.Fatal(err)
-	}
-	if got := rawRecord(t, s, d).LastAccess; !got.Equal(late) {
-		t.Errorf("last_access = %v after an older batch, want %v", got, late)
+	// A commit again (an older last_access in the record than in atime/)
+	// does not move it back.
+	clk.Advance(-time.Minute)
+	commitBlob(t, s, []byte("blob"), KindLayer)
+	s.infos.Purge()
+	if info, err := s.Stat(d); err != nil || !info.LastAccess.Equal(late) {
+		t.Errorf("after a commit with an older clock: LastAccess %v (%v), want %v", info.LastAccess, err, late)
 	}
 	if err := s.Remove(d); err != nil {
 		t.Fatal(err)
@@ -128,6 +131,44 @@ func TestTouchNeverMovesBackOrResurrects(t *testing.T) {
 	}
 	if _, err := s.Stat(d); !isNotFound(err) {
 		t.Errorf("Stat after Remove and Touch = %v, want ErrNotFound", err)
+	}
+	// The access time written after the removal is dropped by the next Open.
+	dir := s.DataDir()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir)
+	if err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(accessKey(d))
+		return err
+	}); !errors.Is(err, badger.ErrKeyNotFound) {
+		t.Errorf("atime/ key of a removed blob after reopen: %v, want dropped", err)
+	}
+}
+
+// A blob read again within accessResolution is not queued again: a hot
+// blob costs no further access-time writes.
+func TestTouchResolution(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	clk := newClock(s)
+	d := commitBlob(t, s, []byte("hot"), KindLayer).Digest
+	t1 := clk.Advance(time.Minute)
+	s.Touch(d)
+	if err := s.FlushAccess(); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(accessResolution / 2)
+	s.Touch(d)
+	s.accessMu.Lock()
+	queued := len(s.pending)
+	s.accessMu.Unlock()
+	if info, _ := s.Stat(d); queued != 0 || !info.LastAccess.Equal(t1) {
+		t.Errorf("touched again within the resolution: %d queued, LastAccess %v; want 0, %v", queued, info.LastAccess, t1)
+	}
+	t2 := clk.Advance(accessResolution)
+	s.Touch(d)
+	if info, _ := s.Stat(d); !info.LastAccess.Equal(t2) {
+		t.Errorf("touched after the resolution: LastAccess %v, want %v", info.LastAccess, t2)
 	}
 }
 

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -54,6 +55,32 @@ type blobRecord struct {
 	Shared     bool      `json:"shared,omitempty"`
 }
 
+// withAccess applies an atime/ value: the later access wins.
+func (r *blobRecord) withAccess(v []byte) {
+	if len(v) != 8 {
+		return
+	}
+	if at := time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(); at.After(r.LastAccess) {
+		r.LastAccess = at
+	}
+}
+
+// readRecord reads d's blob/ record with its access time (ErrNotFound).
+func readRecord(txn *badger.Txn, d string) (blobRecord, error) {
+	var rec blobRecord
+	if err := getRecord(txn, d, &rec); err != nil {
+		return rec, err
+	}
+	item, err := txn.Get(accessKey(d))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return rec, nil
+	}
+	if err != nil {
+		return rec, err
+	}
+	return rec, item.Value(func(b []byte) error { rec.withAccess(b); return nil })
+}
+
 func (r blobRecord) info(digest string) BlobInfo {
 	return BlobInfo{Digest: digest, Size: r.Size, Kind: r.Kind, MediaType: r.MediaType,
 		Created: r.Created, LastAccess: r.LastAccess, Shared: r.Shared}
@@ -67,11 +94,12 @@ func (s *Store) MarkShared(digest string) error {
 	}
 	var rec blobRecord
 	err := s.update(func(txn *badger.Txn) error {
-		if err := getJSON(txn, blobKey(digest), &rec); err != nil {
+		var err error
+		if rec, err = readRecord(txn, digest); err != nil {
 			return err
 		}
 		rec.Shared = true
-		return setJSON(txn, blobKey(digest), rec)
+		return setRecord(txn, digest, rec)
 	})
 	if err != nil {
 		return fmt.Errorf("storage: mark shared %s: %w", digest, err)
@@ -91,7 +119,7 @@ func (s *Store) Stat(digest string) (BlobInfo, error) {
 	}
 	epoch := s.removals.Load()
 	var rec blobRecord
-	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, blobKey(digest), &rec) })
+	err := s.db.View(func(txn *badger.Txn) (err error) { rec, err = readRecord(txn, digest); return err })
 	if err != nil {
 		return BlobInfo{}, fmt.Errorf("storage: stat %s: %w", digest, err)
 	}
@@ -130,12 +158,12 @@ func (s *Store) recordBlob(digest string, size int64, kind Kind, mediaType strin
 	var added bool
 	fn := func(txn *badger.Txn) error {
 		old = blobRecord{}
-		err := getJSON(txn, blobKey(digest), &old)
+		err := getRecord(txn, digest, &old)
 		if added = isNotFound(err); err != nil && !added {
 			return err
 		}
 		rec = mergeBlobRecord(old, size, kind, mediaType, s.now().UTC())
-		if err := setJSON(txn, blobKey(digest), rec); err != nil || withSeq == nil {
+		if err := setRecord(txn, digest, rec); err != nil || withSeq == nil {
 			return err
 		}
 		return withSeq(txn)

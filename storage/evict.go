@@ -93,11 +93,11 @@ func (s *Store) evictBatch(ds []string, skip func(string) bool, kept map[string]
 	err := s.update(func(txn *badger.Txn) error {
 		evs = evs[:0]
 		for _, d := range todo {
-			var rec blobRecord
-			if err := getJSON(txn, blobKey(d), &rec); err != nil {
-				if isNotFound(err) {
-					continue
-				}
+			rec, err := readRecord(txn, d)
+			if isNotFound(err) {
+				continue
+			}
+			if err != nil {
 				return err
 			}
 			if hasPins(txn, d) {
@@ -188,8 +188,8 @@ func (s *Store) removeLocked(d string, keep func(*badger.Txn, string) bool,
 	}
 	var ev Evicted
 	err = s.update(func(txn *badger.Txn) error {
-		var rec blobRecord
-		if err := getJSON(txn, blobKey(d), &rec); err != nil {
+		rec, err := readRecord(txn, d)
+		if err != nil {
 			return err
 		}
 		if keep != nil && keep(txn, d) {
@@ -228,7 +228,7 @@ func removeBlobFile(s *Store, p parsedDigest) error {
 // a manifest, every tag/ record whose digest is d (a scan of all tags),
 // returning how many tags it dropped.
 func deleteBlobMeta(txn *badger.Txn, d string, manifest bool) (int, error) {
-	keys := [][]byte{blobKey(d)}
+	keys := [][]byte{blobKey(d), accessKey(d)}
 	keys = append(keys, keysWithPrefix(txn, refsPrefix(d))...)
 	var tags [][]byte
 	if manifest {

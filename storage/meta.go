@@ -11,7 +11,10 @@ import (
 )
 
 // schemaVersion is the metadata layout this build reads and writes.
-const schemaVersion = 1
+//
+//	1: JSON blob/ records
+//	2: binary blob/ records (record.go; JSON ones still read), atime/ keys
+const schemaVersion = 2
 
 // maxConflictRetries bounds retries of a transaction that lost a race
 // (badger.ErrConflict) with a concurrent one.
@@ -28,9 +31,15 @@ const (
 	seqKey     = "seq"
 	schemaKey  = "schema"
 	usageKey   = "usage" // Usage at a clean Close (see reconcile.go)
+	// accessPrefix keys hold a blob's last access time (8 bytes, big
+	// endian Unix nanoseconds): written blind in batches, so a flush of
+	// access times reads nothing. The blob/ record's last_access (its
+	// commit) counts too; the later of the two wins.
+	accessPrefix = "atime/"
 )
 
 func blobKey(d string) []byte            { return []byte(blobPrefix + d) }
+func accessKey(d string) []byte          { return []byte(accessPrefix + d) }
 func linkKey(ns, repo, d string) []byte  { return []byte(linkPrefix + ns + sep + repo + sep + d) }
 func tagKey(ns, repo, tag string) []byte { return []byte(tagPrefix + ns + sep + repo + sep + tag) }
 func tagsPrefix(ns, repo string) []byte  { return []byte(tagPrefix + ns + sep + repo + sep) }
@@ -138,7 +147,7 @@ func (s *Store) checkSchema() error {
 		switch {
 		case err != nil:
 			return fmt.Errorf("storage: read schema version: %w", err)
-		case v == 0:
+		case v < schemaVersion: // a new data dir, or one this build reads and upgrades as it writes
 			return txn.Set([]byte(schemaKey), []byte(strconv.Itoa(schemaVersion)))
 		case v > schemaVersion:
 			return fmt.Errorf("storage: data dir %s has metadata schema version %d, "+
@@ -195,7 +204,8 @@ func (s *Store) forEachBlob(fn func(BlobInfo) error) error {
 }
 
 // blobPage returns up to blobPageSize blob records whose digest sorts
-// after the given one ("" for the first page).
+// after the given one ("" for the first page), with their access times
+// (a second iterator over atime/ walks alongside: both are in digest order).
 func (s *Store) blobPage(after string) ([]BlobInfo, error) {
 	var page []BlobInfo
 	err := s.db.View(func(txn *badger.Txn) error {
@@ -203,14 +213,26 @@ func (s *Store) blobPage(after string) ([]BlobInfo, error) {
 		opts.Prefix = []byte(blobPrefix)
 		it := txn.NewIterator(opts)
 		defer it.Close()
+		aopts := badger.DefaultIteratorOptions
+		aopts.Prefix = []byte(accessPrefix)
+		at := txn.NewIterator(aopts)
+		defer at.Close()
+		at.Seek(accessKey(after))
 		for it.Seek(blobKey(after)); it.Valid() && len(page) < blobPageSize; it.Next() {
 			d := string(it.Item().Key()[len(blobPrefix):])
 			if d == after {
 				continue
 			}
 			var rec blobRecord
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
-				return fmt.Errorf("blob record %q: %w", d, err)
+			if err := it.Item().Value(func(b []byte) error { return decodeItem(d, b, &rec) }); err != nil {
+				return err
+			}
+			for ; at.Valid() && string(at.Item().Key()[len(accessPrefix):]) < d; at.Next() {
+			}
+			if at.Valid() && string(at.Item().Key()[len(accessPrefix):]) == d {
+				if err := at.Item().Value(func(b []byte) error { rec.withAccess(b); return nil }); err != nil {
+					return err
+				}
 			}
 			page = append(page, rec.info(d))
 		}

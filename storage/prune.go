@@ -94,8 +94,8 @@ func (s *Store) pruneOne(d string, olderThan time.Time, skip func(string) bool) 
 		return Evicted{}, errKept // a pending Touch since the flush
 	}
 	keep := func(txn *badger.Txn, d string) bool {
-		var rec blobRecord
-		if err := getJSON(txn, blobKey(d), &rec); err != nil {
+		rec, err := readRecord(txn, d)
+		if err != nil {
 			return true
 		}
 		return hasPins(txn, d) || !rec.LastAccess.Before(olderThan)

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -113,6 +114,7 @@ type reconciler struct {
 	missing      []string // records without a file, to drop
 	missingBytes int64
 	adoptions    []adoption // adopted files, recorded in batches
+	staleAccess  [][]byte   // atime/ keys of digests without a record
 	adopted      int
 	quarantined  int
 }
@@ -120,6 +122,7 @@ type reconciler struct {
 type adoption struct {
 	digest string
 	size   int64
+	at     time.Time // created and last accessed, as far as is known
 }
 
 // adoptBatch is how many adopted records one write batch holds.
@@ -132,6 +135,7 @@ func (r *reconciler) dir(alg, xx string) error {
 		return err
 	}
 	prefix := []byte(blobPrefix + alg + ":" + xx)
+	recorded := make(map[string]struct{}, len(names))
 	err = r.s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = prefix
@@ -147,8 +151,8 @@ func (r *reconciler) dir(alg, xx string) error {
 			var size int64
 			if r.sizes || !found {
 				var rec blobRecord
-				if err := item.Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
-					return fmt.Errorf("blob record %q: %w", d, err)
+				if err := item.Value(func(b []byte) error { return decodeItem(d, b, &rec) }); err != nil {
+					return err
 				}
 				size = rec.Size
 			}
@@ -156,11 +160,13 @@ func (r *reconciler) dir(alg, xx string) error {
 			case !found:
 				r.missing = append(r.missing, d)
 				r.missingBytes += size
+				continue
 			case r.sizes:
 				r.bytes, r.blobs = r.bytes+size, r.blobs+1
 			}
+			recorded[hex] = struct{}{}
 		}
-		return nil
+		return r.staleAccessKeys(txn, alg, xx, recorded)
 	})
 	if err != nil || !r.adopt {
 		return err
@@ -178,10 +184,28 @@ func (r *reconciler) dir(alg, xx string) error {
 	return nil
 }
 
+// staleAccessKeys collects the atime/ keys under <alg>:<xx> whose digest
+// has no record (kept) in recorded: a Touch flushed after a removal.
+func (r *reconciler) staleAccessKeys(txn *badger.Txn, alg, xx string, recorded map[string]struct{}) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(accessPrefix + alg + ":" + xx)
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		key := it.Item().Key()
+		hex := string(key[len(accessPrefix)+len(alg)+1:])
+		if _, ok := recorded[hex]; !ok {
+			r.staleAccess = append(r.staleAccess, it.Item().KeyCopy(nil))
+		}
+	}
+	return nil
+}
+
 // orphan re-hashes a file without a record: a match is adopted (recorded in
 // the next batch), anything else quarantined.
 func (r *reconciler) orphan(p parsedDigest) error {
-	size, ok, err := r.s.hashFile(p)
+	size, mtime, ok, err := r.s.hashFileTime(p)
 	if err != nil {
 		return err
 	}
@@ -189,7 +213,12 @@ func (r *reconciler) orphan(p parsedDigest) error {
 		r.quarantined++
 		return quarantineFile(r.s, p)
 	}
-	r.adoptions = append(r.adoptions, adoption{p.String(), size})
+	// Its last access is unknown: the file's time, so that a crash does
+	// not make every adopted blob the most recently used.
+	if now := r.s.now().UTC(); !mtime.Before(now) {
+		mtime = now
+	}
+	r.adoptions = append(r.adoptions, adoption{p.String(), size, mtime.UTC()})
 	r.adopted++
 	if len(r.adoptions) >= adoptBatch {
 		return r.flushAdoptions()
@@ -205,14 +234,9 @@ func (r *reconciler) flushAdoptions() error {
 	}
 	wb := r.s.db.NewWriteBatch()
 	defer wb.Cancel()
-	now := r.s.now().UTC()
 	for _, a := range r.adoptions {
-		rec := mergeBlobRecord(blobRecord{}, a.size, KindUnknown, "", now)
-		v, err := json.Marshal(rec)
-		if err != nil {
-			return err
-		}
-		if err := wb.Set(blobKey(a.digest), v); err != nil {
+		rec := mergeBlobRecord(blobRecord{}, a.size, KindUnknown, "", a.at)
+		if err := wb.Set(blobKey(a.digest), rec.encode()); err != nil {
 			return err
 		}
 		r.bytes, r.blobs = r.bytes+a.size, r.blobs+1
@@ -221,18 +245,24 @@ func (r *reconciler) flushAdoptions() error {
 	return wb.Flush()
 }
 
-// finish records the last adoptions and drops the records without a file.
+// finish records the last adoptions, and drops the records without a file
+// and the access times without a record.
 func (r *reconciler) finish() error {
 	if err := r.flushAdoptions(); err != nil {
 		return err
 	}
-	if len(r.missing) == 0 {
+	if len(r.missing)+len(r.staleAccess) == 0 {
 		return nil
 	}
 	wb := r.s.db.NewWriteBatch()
 	defer wb.Cancel()
 	for _, d := range r.missing {
-		if err := wb.Delete(blobKey(d)); err != nil {
+		if err := errors.Join(wb.Delete(blobKey(d)), wb.Delete(accessKey(d))); err != nil {
+			return err
+		}
+	}
+	for _, k := range r.staleAccess {
+		if err := wb.Delete(k); err != nil {
 			return err
 		}
 	}
@@ -263,17 +293,33 @@ func listNames(dir string) (map[string]struct{}, error) {
 // hashFile hashes the committed file of p: its size and whether its
 // content matches the digest.
 func (s *Store) hashFile(p parsedDigest) (int64, bool, error) {
+	n, _, ok, err := s.hashFileTime(p)
+	return n, ok, err
+}
+
+// hashBufs are read buffers for hashFileTime: a start-up walk hashes a
+// file per blob.
+var hashBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
+
+// hashFileTime is hashFile that also returns the file's modification time.
+func (s *Store) hashFileTime(p parsedDigest) (int64, time.Time, bool, error) {
 	f, err := os.Open(p.path(s.dir))
 	if err != nil {
-		return 0, false, err
+		return 0, time.Time{}, false, err
 	}
 	defer f.Close()
-	h := p.newHash()
-	n, err := io.Copy(h, f)
+	fi, err := f.Stat()
 	if err != nil {
-		return n, false, fmt.Errorf("hash %s: %w", p, err)
+		return 0, time.Time{}, false, err
 	}
-	return n, hex.EncodeToString(h.Sum(nil)) == p.hex, nil
+	h := p.newHash()
+	buf := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(buf)
+	n, err := io.CopyBuffer(h, f, *buf)
+	if err != nil {
+		return n, fi.ModTime(), false, fmt.Errorf("hash %s: %w", p, err)
+	}
+	return n, fi.ModTime(), hex.EncodeToString(h.Sum(nil)) == p.hex, nil
 }
 
 // quarantineFile moves the committed file of p to

@@ -82,6 +82,7 @@ type Store struct {
 
 	accessMu sync.Mutex
 	pending  map[string]time.Time // Touch times not yet written to badger
+	flushMu  sync.Mutex           // serialises access-time flushes (see flushLocked)
 
 	usageMu   sync.Mutex
 	usedBytes int64 // sum of the sizes of blob/ records

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,7 +136,8 @@ func TestReopenKeepsState(t *testing.T) {
 func TestOpenRefusesNewerSchema(t *testing.T) {
 	dir := t.TempDir()
 	s := openStore(t, dir)
-	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(schemaKey), []byte("2")) })
+	newer := strconv.Itoa(schemaVersion + 1)
+	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(schemaKey), []byte(newer)) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,10 +147,10 @@ func TestOpenRefusesNewerSchema(t *testing.T) {
 	s2, err := Open(dir)
 	if err == nil {
 		s2.Close()
-		t.Fatalf("Open with schema 2 succeeded, want an error")
+		t.Fatalf("Open with schema %s succeeded, want an error", newer)
 	}
-	if msg := err.Error(); !strings.Contains(msg, "schema version 2") || !strings.Contains(msg, "supports") {
-		t.Errorf("error = %q, want it to name schema version 2 and what this build supports", msg)
+	if msg := err.Error(); !strings.Contains(msg, "schema version "+newer) || !strings.Contains(msg, "supports") {
+		t.Errorf("error = %q, want it to name schema version %s and what this build supports", msg, newer)
 	}
 	// Open released the database: a later Open does not hit badger's lock.
 	if _, err := Open(dir); err == nil || strings.Contains(err.Error(), "lock") {
