@@ -72,7 +72,7 @@ func (s *Store) Evict(target int64, skip func(digest string) bool) ([]Evicted, e
 
 // evictBatch is how many blobs one eviction transaction removes: one sync
 // for all of them, not one each (10,000 evictions in well under a second).
-const evictBatch = 256
+const evictBatch = 1024
 
 // evictBatch removes the blobs ds with one metadata transaction, then
 // their files, holding their digest locks throughout. Blobs for which
@@ -90,26 +90,9 @@ func (s *Store) evictBatch(ds []string, skip func(string) bool, kept map[string]
 	unlock := s.lockDigests(todo)
 	defer unlock()
 	var evs []Evicted
-	err := s.update(func(txn *badger.Txn) error {
-		evs = evs[:0]
-		for _, d := range todo {
-			rec, err := readRecord(txn, d)
-			if isNotFound(err) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			if hasPins(txn, d) {
-				continue
-			}
-			n, err := deleteBlobMeta(txn, d, rec.Kind == KindManifest)
-			if err != nil {
-				return err
-			}
-			evs = append(evs, Evicted{BlobInfo: rec.info(d), Tags: n})
-		}
-		return nil
+	err := s.update(func(txn *badger.Txn) (err error) {
+		evs, err = deleteBatchMeta(txn, todo)
+		return err
 	})
 	if errors.Is(err, badger.ErrTxnTooBig) {
 		return s.evictEach(todo, kept) // many tags or refs: one transaction each
@@ -137,6 +120,68 @@ func (s *Store) evictBatch(ds []string, skip func(string) bool, kept map[string]
 		}
 	}
 	return evs, ferr
+}
+
+// deleteBatchMeta deletes the metadata of the blobs ds, as deleteBlobMeta
+// does for one, skipping pinned blobs and ones already gone. A read-write
+// transaction may hold one iterator at a time, and each new one sorts the
+// writes pending so far: so one iterator, created before any delete, seeks
+// to each digest's pin/ and ref/ keys, then walks the tags once for all the
+// manifests among them.
+func deleteBatchMeta(txn *badger.Txn, ds []string) ([]Evicted, error) {
+	var evs []Evicted
+	for _, d := range ds {
+		rec, err := readRecord(txn, d)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		evs = append(evs, Evicted{BlobInfo: rec.info(d)})
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	it := txn.NewIterator(opts)
+	var dels [][]byte
+	manifests := map[string]int{} // digest -> index in evs
+	kept := evs[:0]
+	for _, ev := range evs {
+		if it.Seek(pinsPrefix(ev.Digest)); it.ValidForPrefix(pinsPrefix(ev.Digest)) {
+			continue // pinned since the scan
+		}
+		dels = append(dels, blobKey(ev.Digest), accessKey(ev.Digest))
+		refs := refsPrefix(ev.Digest)
+		for it.Seek(refs); it.ValidForPrefix(refs); it.Next() {
+			dels = append(dels, it.Item().KeyCopy(nil))
+		}
+		if ev.Kind == KindManifest {
+			manifests[ev.Digest] = len(kept)
+		}
+		kept = append(kept, ev)
+	}
+	evs = kept
+	if len(manifests) > 0 {
+		tags := []byte(tagPrefix)
+		for it.Seek(tags); it.ValidForPrefix(tags); it.Next() {
+			var rec TagRecord
+			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
+				it.Close()
+				return nil, err
+			}
+			if i, ok := manifests[rec.Digest]; ok {
+				dels = append(dels, it.Item().KeyCopy(nil))
+				evs[i].Tags++
+			}
+		}
+	}
+	it.Close()
+	for _, k := range dels {
+		if err := txn.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return evs, nil
 }
 
 // evictEach removes ds one transaction each (the caller holds their locks).
@@ -325,7 +370,11 @@ func (s *Store) evictionCandidates(need int64, exclude func(string) bool) ([]str
 		if pinned[info.Digest] || exclude(info.Digest) {
 			return nil
 		}
-		heap.Push(&h, candidate{info.Digest, info.Size, info.LastAccess, info.Created})
+		c := candidate{info.Digest, info.Size, info.LastAccess, info.Created}
+		if h.Len() > 0 && sum >= need && !c.older(h[0]) {
+			return nil // newer than every blob already enough: the common case
+		}
+		heap.Push(&h, c)
 		sum += info.Size
 		for h.Len() > 1 && sum-h[0].size >= need {
 			sum -= heap.Pop(&h).(candidate).size
