@@ -36,6 +36,8 @@ const (
 	// access times reads nothing. The blob/ record's last_access (its
 	// commit) counts too; the later of the two wins.
 	accessPrefix = "atime/"
+	// uploadPrefix keys hold upload sessions (JSON, see upload.go).
+	uploadPrefix = "upload/"
 )
 
 func blobKey(d string) []byte            { return []byte(blobPrefix + d) }
@@ -47,6 +49,7 @@ func refKey(parent, child string) []byte { return []byte(refPrefix + parent + se
 func refsPrefix(parent string) []byte    { return []byte(refPrefix + parent + sep) }
 func pinKey(d, reason string) []byte     { return []byte(pinPrefix + d + sep + reason) }
 func pinsPrefix(d string) []byte         { return []byte(pinPrefix + d + sep) }
+func uploadKey(id string) []byte         { return []byte(uploadPrefix + id) }
 
 // checkNames rejects empty names and names containing the key separator.
 func checkNames(names ...string) error {

@@ -77,6 +77,7 @@ type Store struct {
 	// removes a blob: Writer.commit, removal (Evict, Remove, Verify) and
 	// Pin. See lockDigest.
 	digestLocks [digestLockStripes]sync.Mutex
+	uploadLocks sessionLocks  // serialise the operations on each upload session (upload.go)
 	infoMu      sync.Mutex    // orders additions to infos against removals (see cacheInfo)
 	removals    atomic.Uint64 // bumped under infoMu by every removal
 
@@ -99,7 +100,8 @@ type Store struct {
 const blobInfoCacheSize = 8192
 
 // Open opens (creating if needed) the data directory dataDir: it creates the
-// layout, opens badger, empties tmp/ (leftovers of a crash), writes node.json
+// layout, opens badger, empties tmp/ (leftovers of a crash) but for the
+// files of live upload sessions (see reconcileUploads), writes node.json
 // at first start, checks the schema version (refusing a newer one), drops
 // blob metadata whose file is missing and computes Usage. After an unclean
 // stop it also adopts or quarantines blob files that have no metadata (see
@@ -136,7 +138,11 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 
 // init runs the start-up steps that need the open database.
 func (s *Store) init(site string) error {
-	if err := cleanTmp(filepath.Join(s.dir, tmpDir)); err != nil {
+	keep, err := s.reconcileUploads()
+	if err != nil {
+		return err
+	}
+	if err := cleanTmp(filepath.Join(s.dir, tmpDir), keep); err != nil {
 		return err
 	}
 	node, err := loadOrCreateNode(s.dir, site)
@@ -168,13 +174,17 @@ func makeLayout(dir string) error {
 	return nil
 }
 
-// cleanTmp removes everything inside dir, keeping dir itself.
-func cleanTmp(dir string) error {
+// cleanTmp removes everything inside dir but the names in keep, keeping
+// dir itself.
+func cleanTmp(dir string, keep map[string]bool) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("storage: clean tmp: %w", err)
 	}
 	for _, e := range entries {
+		if keep[e.Name()] {
+			continue
+		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			return fmt.Errorf("storage: clean tmp: %w", err)
 		}
