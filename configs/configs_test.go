@@ -4,6 +4,7 @@ package configs_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,8 +41,9 @@ func TestExamples(t *testing.T) {
 }
 
 // providePasswordFiles runs the test in a temporary working directory holding
-// every relative password_file the example names, since the config checks
-// that they exist. Examples must use relative paths for that reason.
+// every relative password_file and auth.htpasswd_file the example names,
+// since the config checks that they exist. Examples must use relative paths
+// for that reason.
 func providePasswordFiles(t *testing.T, name string, data []byte) {
 	t.Helper()
 	var raw config.Config // decoded without validation, to find the paths
@@ -49,17 +51,23 @@ func providePasswordFiles(t *testing.T, name string, data []byte) {
 		return // Load reports it
 	}
 	t.Chdir(t.TempDir())
+	files := map[string]string{} // path -> the field naming it
 	for i, u := range raw.Upstreams {
-		if u.PasswordFile == "" {
-			continue
+		if u.PasswordFile != "" {
+			files[u.PasswordFile] = fmt.Sprintf("upstreams[%d].password_file", i)
 		}
-		if filepath.IsAbs(u.PasswordFile) {
-			t.Fatalf("%s: upstreams[%d].password_file: got absolute %q, want a relative path the test can provide", name, i, u.PasswordFile)
+	}
+	if raw.Auth.HtpasswdFile != "" {
+		files[raw.Auth.HtpasswdFile] = "auth.htpasswd_file"
+	}
+	for path, field := range files {
+		if filepath.IsAbs(path) {
+			t.Fatalf("%s: %s: got absolute %q, want a relative path the test can provide", name, field, path)
 		}
-		if err := os.MkdirAll(filepath.Dir(u.PasswordFile), 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(u.PasswordFile, []byte("example"), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte("example"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

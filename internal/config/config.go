@@ -17,7 +17,42 @@ type Config struct {
 	Log         Log        `yaml:"log"`
 	Cache       Cache      `yaml:"cache"`
 	Admin       Admin      `yaml:"admin,omitempty"`
+	Auth        Auth       `yaml:"auth"`
 	Upstreams   []Upstream `yaml:"upstreams"`
+}
+
+// Auth says who may do what through the OCI Distribution API. Without the
+// section, every client is anonymous and may only pull.
+//
+// Actions are pull, push, delete and replicate. A write into a hosted
+// namespace needs push; a write into a mirror namespace needs replicate.
+type Auth struct {
+	// HtpasswdFile lists the users, one bcrypt entry a line (htpasswd -B).
+	// Like password_file it is a path: Validate checks that it exists, the
+	// auth package reads it. Unset: no client can log in.
+	HtpasswdFile string `yaml:"htpasswd_file,omitempty"`
+	// Anonymous lists what a client without credentials may do; an
+	// authenticated user may do it too. Absent or null: DefaultAnonymous
+	// ([pull]). [] allows nothing without credentials. After ApplyDefaults
+	// it is never nil.
+	Anonymous []string `yaml:"anonymous"`
+	// Access grants actions on repositories to users. It needs
+	// htpasswd_file.
+	Access []AccessRule `yaml:"access,omitempty"`
+}
+
+// AccessRule grants Actions on the repositories matching Repositories to
+// Users. Repositories are globs on canonical names (<namespace>/<repo>):
+// '*' matches within one path component, a "**" component any number of
+// components, none included, as in cache.pin ("registry.internal/myteam/**"
+// covers registry.internal/myteam and all below it); unlike a pin, a
+// leading "**" spans components too ("**" alone is every repository). A
+// glob whose first component has no '*' must name a configured namespace.
+// The user "*" is any authenticated user.
+type AccessRule struct {
+	Users        []string `yaml:"users"`
+	Repositories []string `yaml:"repositories"`
+	Actions      []string `yaml:"actions"`
 }
 
 // Admin configures the admin API served on admin_listen.

@@ -61,6 +61,7 @@ func TestLoadFull(t *testing.T) {
 			BreakerFailures: 5, BreakerCooldown: Duration(30 * time.Second),
 			EvictHigh: 0.90, EvictLow: 0.80,
 		},
+		Auth: Auth{Anonymous: []string{"pull"}},
 		Upstreams: []Upstream{
 			{
 				Name: "docker.io", URL: "https://registry-1.docker.io",

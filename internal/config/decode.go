@@ -136,6 +136,8 @@ func describe(goType string) string {
 		return "a list of strings"
 	case "[]config.Upstream":
 		return "a list of upstreams"
+	case "[]config.AccessRule":
+		return "a list of access rules"
 	}
 	if strings.HasPrefix(goType, "config.") {
 		return "a mapping"

@@ -68,6 +68,11 @@ const (
 	DefaultEvictHigh = 0.90
 	DefaultEvictLow  = 0.80
 
+	// DefaultAnonymous is what a client without credentials may do when
+	// auth.anonymous is absent: pull, as from the public registries cairn
+	// mirrors. Pushing, deleting and replicating need a user.
+	DefaultAnonymous = "pull"
+
 	// dockerHub is the one namespace whose library_prefix defaults to true:
 	// Docker Hub serves official images under library/.
 	dockerHub = "docker.io"
@@ -76,9 +81,10 @@ const (
 // ApplyDefaults fills every zero field with its default (see the Default*
 // constants), then fills each upstream's unset library_prefix (true for
 // docker.io only), tag_ttl, serve_stale and fill_idle_timeout (from the cache
-// section), so consumers read them from the Upstream directly. It leaves
-// Version and AdminListen alone: a missing version is a problem, and an
-// empty admin_listen means disabled.
+// section), so consumers read them from the Upstream directly. A nil
+// auth.anonymous becomes [DefaultAnonymous]; an empty one (`anonymous: []`)
+// stays empty and means nothing. It leaves Version and AdminListen alone: a
+// missing version is a problem, and an empty admin_listen means disabled.
 func (c *Config) ApplyDefaults() {
 	setString(&c.Listen, DefaultListen)
 	setString(&c.DataDir, DefaultDataDir)
@@ -108,6 +114,18 @@ func (c *Config) ApplyDefaults() {
 	}
 	if c.Cache.BreakerFailures == 0 {
 		c.Cache.BreakerFailures = DefaultBreakerFailures
+	}
+	if c.Auth.Anonymous == nil {
+		c.Auth.Anonymous = []string{DefaultAnonymous}
+	}
+	if len(c.Cache.Pin) == 0 {
+		c.Cache.Pin = nil // `pin: []` and no key mean the same
+	}
+	if len(c.Cache.PinPlatforms) == 0 {
+		c.Cache.PinPlatforms = nil
+	}
+	if len(c.Auth.Access) == 0 {
+		c.Auth.Access = nil // `access: []` and no key mean the same
 	}
 	for i := range c.Upstreams {
 		u := &c.Upstreams[i]

@@ -9,7 +9,11 @@
 // default.yaml, which mirrors the public registries into ./data.
 //
 // The package reads no secrets: password_file paths are checked to exist and
-// are read by the upstream client. It holds no package-level mutable state.
+// are read by the upstream client; auth.htpasswd_file likewise, read by the
+// auth package. The auth section's actions, user names and repository globs
+// are checked here with a copy of the auth package's rules (config must not
+// import auth); a test in auth keeps the two in step. It holds no
+// package-level mutable state.
 //
 // Imports: the standard library, gopkg.in/yaml.v3 and internal/route (pin
 // rules are parsed where names are). It must not import any other cairn

@@ -14,6 +14,9 @@ func FuzzLoad(f *testing.F) {
 	f.Add("")
 	f.Add("version: 1\nupstreams: [{name: 'localhost:5000', url: 'http://localhost:5000'}]\n")
 	f.Add("version: 1\ncache: {tag_ttl: 5 minutes}\nupstreams: [{name: x, aliases: [x]}]\n")
+	f.Add("version: 1\nauth: {anonymous: [pull, push], access: []}\nupstreams: [{name: registry.internal}]\n")
+	f.Add("version: 1\nauth: {anonymous: []}\nupstreams: [{name: registry.internal}]\n")
+	f.Add("version: 1\nauth:\n  access: [{users: ['*'], repositories: ['registry.internal/**', '**'], actions: [pull, push]}]\nupstreams: [{name: registry.internal}]\n")
 	examples, _ := filepath.Glob(filepath.Join("..", "..", "configs", "*.yaml"))
 	for _, p := range examples {
 		if b, err := os.ReadFile(p); err == nil {

@@ -45,8 +45,8 @@ var (
 
 // Validate checks c, which should have had ApplyDefaults, and returns a
 // *ValidationError listing every problem, or nil. It checks that each
-// password_file and the admin.token_file exist, relative to the working
-// directory, but does not read them.
+// password_file, the admin.token_file and the auth.htpasswd_file exist,
+// relative to the working directory, but does not read them.
 func (c *Config) Validate() error {
 	var p problems
 	if c.Version != Version {
@@ -87,6 +87,7 @@ func (c *Config) Validate() error {
 		p.check("admin.token_file", checkFile(c.Admin.TokenFile))
 	}
 	c.validateUpstreams(&p)
+	c.validateAuth(&p)
 	if len(p) == 0 {
 		return nil
 	}
