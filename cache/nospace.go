@@ -30,7 +30,9 @@ func isNoSpace(err error) bool {
 
 // makeRoom evicts least-recently-used blobs after a write of f found the
 // disk full: enough for what the fill still has to write (four fill chunks
-// when the size is unknown), never a blob being filled or read.
+// when the size is unknown), never a blob being filled or read. When less
+// is cached than that, evicting cannot make room and nothing is evicted:
+// one blob larger than the disk must not empty the cache.
 func (c *Cache) makeRoom(f *fill) {
 	st := f.state()
 	need := int64(4 * fillChunk)
@@ -38,6 +40,11 @@ func (c *Cache) makeRoom(f *fill) {
 		need = max(need, st.size-st.written)
 	}
 	used, _ := c.store.Usage()
+	if need > used {
+		c.log.Warn("disk full during a fill, and evicting everything cached would not make room",
+			"digest", f.digest, "need_bytes", need, "cached_bytes", used)
+		return
+	}
 	evicted, err := c.evict(used-need, "disk_full")
 	var freed int64
 	for _, e := range evicted {

@@ -27,7 +27,7 @@ const (
 // not stored is harmless. If the batch write fails, its times are dropped
 // (and logged): they only order eviction.
 func (s *Store) Touch(digest string) {
-	now := s.now().UTC()
+	now := s.monotonic(s.now().UTC())
 	if info, ok := s.infos.Peek(digest); ok && now.Sub(info.LastAccess) < accessResolution {
 		return
 	}
@@ -192,4 +192,19 @@ func stripe(d string) uint32 {
 		h *= 16777619
 	}
 	return h % digestLockStripes
+}
+
+// monotonic never returns a time before one it returned already: a clock
+// stepped back must not move recorded access times back (atime/ keys are
+// written blind).
+func (s *Store) monotonic(t time.Time) time.Time {
+	for {
+		last := s.lastTouch.Load()
+		if t.UnixNano() <= last {
+			return time.Unix(0, last).UTC()
+		}
+		if s.lastTouch.CompareAndSwap(last, t.UnixNano()) {
+			return t
+		}
+	}
 }

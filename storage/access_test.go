@@ -222,3 +222,27 @@ func TestUsage(t *testing.T) {
 		t.Errorf("clean marker while open: %v, want it removed by Open", err)
 	}
 }
+
+// A clock stepped back (NTP) does not move a recorded access time back,
+// even for a blob no longer in the in-memory cache: atime/ keys are
+// written blind, so Touch never hands out an earlier time than before.
+func TestTouchClockSteppedBack(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	clk := newClock(s)
+	d := commitBlob(t, s, []byte("blob"), KindLayer).Digest
+	late := clk.Advance(time.Hour)
+	s.Touch(d)
+	if err := s.FlushAccess(); err != nil {
+		t.Fatal(err)
+	}
+	s.infos.Purge()
+	clk.Advance(-30 * time.Minute)
+	s.Touch(d)
+	if err := s.FlushAccess(); err != nil {
+		t.Fatal(err)
+	}
+	s.infos.Purge()
+	if info, err := s.Stat(d); err != nil || info.LastAccess.Before(late) {
+		t.Errorf("LastAccess after a Touch with an earlier clock = %v (%v), want at least %v", info.LastAccess, err, late)
+	}
+}

@@ -93,6 +93,7 @@ func (s *Store) MarkShared(digest string) error {
 		return nil
 	}
 	var rec blobRecord
+	epoch := s.removals.Load()
 	err := s.update(func(txn *badger.Txn) error {
 		var err error
 		if rec, err = readRecord(txn, digest); err != nil {
@@ -104,7 +105,7 @@ func (s *Store) MarkShared(digest string) error {
 	if err != nil {
 		return fmt.Errorf("storage: mark shared %s: %w", digest, err)
 	}
-	s.infos.Add(digest, rec.info(digest))
+	s.cacheInfo(s.withPendingAccess(rec.info(digest)), epoch) // unless removed meanwhile
 	return nil
 }
 
@@ -181,7 +182,9 @@ func (s *Store) recordBlob(digest string, size int64, kind Kind, mediaType strin
 		s.addUsage(rec.Size-old.Size, 0)
 	}
 	info := rec.info(digest)
-	s.infos.Add(digest, info) // callers hold the digest lock: no removal races this
+	s.infoMu.Lock() // callers hold the digest lock: no removal races this; infoMu orders it with touchInfo
+	s.infos.Add(digest, info)
+	s.infoMu.Unlock()
 	return info, nil
 }
 

@@ -43,14 +43,22 @@ const (
 type Option func(*options)
 
 type options struct {
-	logger *slog.Logger
-	site   string
+	logger  *slog.Logger
+	site    string
+	reserve int64 // -1: the default for the file system
 }
 
 // WithLogger sets the logger for the store and for badger (bridged to slog).
 // The default discards everything; nil means the default.
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) { o.logger = l }
+}
+
+// WithReserve sets how many bytes of the data directory's file system blob
+// writes leave free for badger (see space.go); 0 turns the check off. The
+// default is a quarter of the file system, at most 64 MiB.
+func WithReserve(n int64) Option {
+	return func(o *options) { o.reserve = n }
 }
 
 // WithSite sets the site recorded in node.json at first start (default
@@ -81,15 +89,17 @@ type Store struct {
 	infoMu      sync.Mutex    // orders additions to infos against removals (see cacheInfo)
 	removals    atomic.Uint64 // bumped under infoMu by every removal
 
-	accessMu sync.Mutex
-	pending  map[string]time.Time // Touch times not yet written to badger
-	flushMu  sync.Mutex           // serialises access-time flushes (see flushLocked)
+	accessMu  sync.Mutex
+	pending   map[string]time.Time // Touch times not yet written to badger
+	flushMu   sync.Mutex           // serialises access-time flushes (see flushLocked)
+	lastTouch atomic.Int64         // the latest Touch time, Unix ns (see monotonic)
 
 	usageMu   sync.Mutex
 	usedBytes int64 // sum of the sizes of blob/ records
 	usedBlobs int   // number of blob/ records
 
 	dirty     atomic.Bool // files and metadata may disagree: Close must not mark the stop clean
+	reserve   int64       // bytes of the file system blob writes leave free (space.go)
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -107,7 +117,7 @@ const blobInfoCacheSize = 8192
 // stop it also adopts or quarantines blob files that have no metadata (see
 // reconcile.go). Close the Store when done.
 func Open(dataDir string, opts ...Option) (*Store, error) {
-	o := options{logger: slog.New(slog.DiscardHandler), site: "default"}
+	o := options{logger: slog.New(slog.DiscardHandler), site: "default", reserve: -1}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -128,7 +138,14 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 	}
 	infos, _ := lru.New[string, BlobInfo](blobInfoCacheSize) // errors only for size <= 0
 	s := &Store{dir: dataDir, log: o.logger, db: db, now: time.Now, infos: infos, tagRecs: newTagCache(),
-		pending: make(map[string]time.Time)}
+		pending: make(map[string]time.Time), reserve: o.reserve}
+	if s.reserve < 0 {
+		if size, _, err := fsSpace(dataDir); err == nil {
+			s.reserve = reserveFor(size)
+		} else {
+			s.reserve = 0
+		}
+	}
 	if err := s.init(o.site); err != nil {
 		db.Close()
 		return nil, err

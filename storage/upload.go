@@ -182,7 +182,7 @@ func (s *Store) AppendUpload(id string, offset int64, r io.Reader) (Upload, erro
 	if err != nil {
 		return rec.upload(id), fmt.Errorf("storage: append to upload %s: %w", id, err)
 	}
-	n, err := appendFile(f, rec.Offset, r, h)
+	n, err := appendFile(reserved{s, io.NewOffsetWriter(f, rec.Offset)}, f, r, h)
 	if err != nil {
 		f.Truncate(rec.Offset) // best effort: openSession cuts it anyway
 		return rec.upload(id), fmt.Errorf("storage: append to upload %s at offset %d: %w", id, offset, err)
@@ -198,10 +198,10 @@ func (s *Store) AppendUpload(id string, offset int64, r io.Reader) (Upload, erro
 }
 
 // appendFile copies r into f at offset at, hashing it into h, and fsyncs f.
-func appendFile(f *os.File, at int64, r io.Reader, h hash.Hash) (int64, error) {
+func appendFile(w io.Writer, f *os.File, r io.Reader, h hash.Hash) (int64, error) {
 	buf := hashBufs.Get().(*[]byte)
 	defer hashBufs.Put(buf)
-	n, err := io.CopyBuffer(io.MultiWriter(io.NewOffsetWriter(f, at), h), r, *buf)
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), r, *buf)
 	if err != nil {
 		return n, err
 	}

@@ -67,6 +67,9 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if w.size >= 0 && w.written.Load()+int64(len(p)) > w.size {
 		return 0, fmt.Errorf("storage: write %s: more than %d bytes: %w", w.d, w.size, ErrSizeMismatch)
 	}
+	if err := w.s.roomFor(len(p)); err != nil {
+		return 0, fmt.Errorf("storage: write %s: %w", w.d, err)
+	}
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
 	w.written.Add(int64(n))
@@ -157,6 +160,9 @@ func (w *Writer) commit(kind Kind, mediaType string, withSeq func(*badger.Txn) e
 	unlock := w.s.lockDigest(w.d.String())
 	defer unlock()
 	if err := w.publish(); err != nil {
+		// The rename may have happened (a failed directory sync): a file
+		// without metadata, which only the walk after a dirty stop adopts.
+		w.s.dirty.Store(true)
 		w.discard()
 		return BlobInfo{}, fmt.Errorf("storage: commit %s: %w", w.d, err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -11,11 +12,12 @@ import (
 	"time"
 )
 
-// smallDisk returns a data directory on a tmpfs of the given size, with
-// meta/ (badger) bind-mounted from an ordinary directory: blobs and temp
-// files share the small file system, as they share a disk in production,
-// while badger's memory-mapped files stay out of it. Mounting needs root
-// (CI runs as root; elsewhere the test skips unless CI=true).
+// smallDisk returns a data directory on a tmpfs of the given size: blobs,
+// temp files and badger share it, the default layout. cairn keeps a
+// quarter of such a small file system free for badger (storage's
+// reserve), so a fill meets "no space" before the disk is really full.
+// Mounting needs root (CI runs as root; elsewhere the test skips unless
+// CI=true).
 func smallDisk(t *testing.T, size string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -25,7 +27,6 @@ func smallDisk(t *testing.T, size string) string {
 		t.Skip("needs root to mount a small tmpfs")
 	}
 	dataDir := filepath.Join(t.TempDir(), "data")
-	meta := filepath.Join(dataDir, "meta")
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -33,13 +34,6 @@ func smallDisk(t *testing.T, size string) string {
 		t.Fatalf("mount tmpfs: %v", err)
 	}
 	t.Cleanup(func() { syscall.Unmount(dataDir, syscall.MNT_DETACH) })
-	if err := os.Mkdir(meta, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount(t.TempDir(), meta, "", syscall.MS_BIND, ""); err != nil {
-		t.Fatalf("bind mount meta/: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(meta, syscall.MNT_DETACH) })
 	return dataDir
 }
 
@@ -59,7 +53,7 @@ func blobFiles(t *testing.T, dataDir string) []string {
 // A full disk during a fill, with least-recently-used blobs to give up:
 // the fill evicts and retries, and the client gets the whole blob, cached.
 func TestDiskFullEvictsAndRetries(t *testing.T) {
-	dataDir := smallDisk(t, "2560k") // room for two 1 MiB layers, not three
+	dataDir := smallDisk(t, "3584k") // less its reserve: room for two 1 MiB layers, not three
 	up := newUpstream(t)
 	img := randomImage(t, 1<<20, 3)
 	up.push(t, "library/x", "v1", img)
@@ -181,5 +175,75 @@ func TestDiskFullReadsUncached(t *testing.T) {
 	}
 	if !strings.Contains(metricsOf(t, n), `cairn_cache_fills_total{result="no_space"} 2`) {
 		t.Error("the second fill did not end as no_space")
+	}
+}
+
+// A blob larger than everything cached: evicting could not make room, so
+// nothing is evicted (one over-large request must not empty the cache),
+// and the blob is served uncached.
+func TestDiskFullFutileEvictionKeepsCache(t *testing.T) {
+	dataDir := smallDisk(t, "3584k") // room for two 1 MiB layers
+	up := newUpstream(t)
+	small := randomImage(t, 1<<20, 2)
+	up.push(t, "library/small", "v1", small)
+	big := randomImage(t, 4<<20, 1) // more than the disk holds
+	up.push(t, "library/big", "v1", big)
+	n := startNode(t, testConfig(t, dataDir, up.host(), up.host()))
+
+	smallLayers, _ := small.Layers()
+	for i, l := range smallLayers {
+		body, err := readBlob(n.url("/v2/library/small/blobs/" + mustDigest(t, l)))
+		if err != nil || !bytes.Equal(body, layerBytes(t, l)) {
+			t.Fatalf("small layer %d: %v", i, err)
+		}
+	}
+	if files := blobFiles(t, dataDir); len(files) != 2 {
+		t.Fatalf("cached before: %v, want the 2 small layers", files)
+	}
+	bigLayers, _ := big.Layers()
+	body, err := readBlob(n.url("/v2/library/big/blobs/" + mustDigest(t, bigLayers[0])))
+	if err != nil || !bytes.Equal(body, layerBytes(t, bigLayers[0])) {
+		t.Fatalf("big layer: %d bytes, %v", len(body), err)
+	}
+	if m := metricsOf(t, n); !strings.Contains(m, `cairn_cache_fills_total{result="no_space"} 1`) || strings.Contains(m, `reason="disk_full"`) {
+		t.Errorf("want one no_space fill and no disk_full eviction")
+	}
+	if files := blobFiles(t, dataDir); len(files) != 2 {
+		t.Errorf("after a blob larger than the disk, cached blobs = %v; want the 2 small layers kept", files)
+	}
+}
+
+// Badger's write-ahead logs are sparse memory-mapped files: on a truly
+// full disk its next write is a SIGBUS that kills the process. With the
+// default layout (meta/ on the same disk), a node that fills its disk
+// with blobs keeps working: fills stop at the reserve, evict and go on.
+// The node runs in a child process, so that a crash fails this test.
+func TestDiskFullDefaultLayoutSurvives(t *testing.T) {
+	if dataDir := os.Getenv("CAIRN_TEST_DISKFULL_CHILD"); dataDir != "" {
+		up := newUpstream(t)
+		img := randomImage(t, 256<<10, 200) // 50 MB through a 24 MB disk
+		up.push(t, "library/x", "v1", img)
+		layers, err := img.Layers()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := startNode(t, testConfig(t, dataDir, up.host(), up.host()))
+		for i, l := range layers {
+			body, err := readBlob(n.url("/v2/library/x/blobs/" + mustDigest(t, l)))
+			if err != nil || !bytes.Equal(body, layerBytes(t, l)) {
+				t.Fatalf("layer %d: %d bytes, %v; want the whole layer", i, len(body), err)
+			}
+		}
+		if m := metricsOf(t, n); !strings.Contains(m, `reason="disk_full"`) {
+			t.Error("the disk never filled: no disk_full eviction")
+		}
+		return
+	}
+	dataDir := smallDisk(t, "24m")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDiskFullDefaultLayoutSurvives$")
+	cmd.Env = append(os.Environ(), "CAIRN_TEST_DISKFULL_CHILD="+dataDir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		t.Fatalf("the node on a full disk failed: %v\n%s", err, strings.Join(lines[max(0, len(lines)-30):], "\n"))
 	}
 }
