@@ -107,6 +107,14 @@ func storageGauges(store *storage.Store, capacity int64) []prometheus.Collector 
 			Help: "Committed blobs on disk.",
 		}, func() float64 { _, n := store.Usage(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_storage_pinned_blobs",
+			Help: "Blobs with at least one pin (config rules, cairn cache pin, pushes): never evicted.",
+		}, func() float64 { n, _ := store.PinnedBlobs(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cairn_storage_verify_failures_total",
+			Help: "Blob files quarantined because their content did not match their digest (cairn cache verify, or the walk after an unclean stop).",
+		}, func() float64 { return float64(store.VerifyFailures()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cairn_storage_capacity_bytes",
 			Help: "cache.max_size (0: no cap).",
 		}, func() float64 { return float64(capacity) }),

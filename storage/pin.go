@@ -122,3 +122,10 @@ func (s *Store) Closure(digest string) ([]string, error) {
 	}
 	return out, nil
 }
+
+// PinnedBlobs counts the blobs with at least one pin (a scan of the pin/
+// keys, without their values).
+func (s *Store) PinnedBlobs() (int, error) {
+	pinned, err := s.pinnedDigests()
+	return len(pinned), err
+}

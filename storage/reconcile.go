@@ -211,6 +211,7 @@ func (r *reconciler) orphan(p parsedDigest) error {
 	}
 	if !ok {
 		r.quarantined++
+		r.s.verifyFailures.Add(1)
 		return quarantineFile(r.s, p)
 	}
 	// Its last access is unknown: the file's time, so that a crash does

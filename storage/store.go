@@ -98,10 +98,12 @@ type Store struct {
 	usedBytes int64 // sum of the sizes of blob/ records
 	usedBlobs int   // number of blob/ records
 
-	dirty     atomic.Bool // files and metadata may disagree: Close must not mark the stop clean
-	reserve   int64       // bytes of the file system blob writes leave free (space.go)
-	closeOnce sync.Once
-	closeErr  error
+	dirty   atomic.Bool // files and metadata may disagree: Close must not mark the stop clean
+	reserve int64       // bytes of the file system blob writes leave free (space.go)
+
+	verifyFailures atomic.Int64 // files quarantined since Open (VerifyFailures)
+	closeOnce      sync.Once
+	closeErr       error
 }
 
 // blobInfoCacheSize is how many blob records stay in memory (about 200

@@ -56,6 +56,7 @@ func (s *Store) verifyBlob(d string, rep *VerifyReport) error {
 	}
 	quarantined, err := s.quarantineCorrupt(p)
 	if quarantined {
+		s.verifyFailures.Add(1)
 		rep.Quarantined = append(rep.Quarantined, d)
 	}
 	return err
@@ -78,3 +79,8 @@ func (s *Store) quarantineCorrupt(p parsedDigest) (bool, error) {
 	}
 	return true, nil
 }
+
+// VerifyFailures counts the blob files quarantined since Open because
+// their content did not match their digest (by Verify, or by the walk
+// after an unclean stop).
+func (s *Store) VerifyFailures() int64 { return s.verifyFailures.Load() }

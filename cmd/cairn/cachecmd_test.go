@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -305,6 +306,9 @@ func TestCachePinKeepsImageThroughPrune(t *testing.T) {
 	if res := pruneAll(t, auth...); len(res.Removed) != 0 {
 		t.Errorf("prune of a pinned image: removed %v, want nothing", res.Removed)
 	}
+	if want := fmt.Sprintf("cairn_storage_pinned_blobs %d", len(digests)); !strings.Contains(metricsOf(t, f.node), want) {
+		t.Errorf("/metrics lacks %s", want)
+	}
 
 	f.node.stop(t)
 	for i, reasons := range pinReasons(t, f.dataDir, digests) {
@@ -396,5 +400,38 @@ func TestCacheDu(t *testing.T) {
 		if err != nil || !strings.Contains(out, want) {
 			t.Errorf("cache du: got %q, %v, want it to contain %q", out, err, want)
 		}
+	}
+}
+
+// verify through the running node re-hashes every blob: a file changed on
+// disk is quarantined, its metadata dropped, and counted.
+func TestCacheVerifyQuarantines(t *testing.T) {
+	f, tok := tokenFixture(t)
+	d := pullLayer(t, f)
+	hex := strings.TrimPrefix(d, "sha256:")
+	path := filepath.Join(f.dataDir, "blobs", "sha256", hex[:2], hex)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := file.WriteAt([]byte("XX"), 0); err != nil {
+		t.Fatal(err)
+	}
+	file.Close()
+	out, err := runCLI(t, "cache", "verify", "--json", "--admin", f.node.adminURL(), "--token-file", tok)
+	if err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, d) {
+		t.Errorf("verify did not report %s quarantined:\n%s", d, out)
+	}
+	if !strings.Contains(metricsOf(t, f.node), "cairn_storage_verify_failures_total 1") {
+		t.Error("/metrics lacks cairn_storage_verify_failures_total 1")
+	}
+	if _, err := os.Stat(filepath.Join(f.dataDir, "quarantine", "sha256-"+hex)); err != nil {
+		t.Errorf("quarantined file: %v", err)
 	}
 }
