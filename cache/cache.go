@@ -80,6 +80,8 @@ type Cache struct {
 	breakers map[string]*breaker // by namespace
 	breakAt  int                 // failures that open a breaker
 	cooldown time.Duration       // how long it stays open
+
+	uploadExpiry time.Duration // idle upload sessions end after it
 }
 
 // Option configures a Cache.
@@ -133,6 +135,8 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		breakers:  make(map[string]*breaker),
 		breakAt:   5,
 		cooldown:  30 * time.Second,
+
+		uploadExpiry: DefaultUploadExpiry,
 	}
 	for i := range nss {
 		ns := nss[i]
@@ -146,6 +150,9 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 	c.referrers = newReferrersCache()
 	for _, o := range opts {
 		o(c)
+	}
+	if c.uploadExpiry <= 0 {
+		return nil, fmt.Errorf("cache: upload expiry %v, want > 0", c.uploadExpiry)
 	}
 	for name := range c.nss {
 		c.breakers[name] = &breaker{threshold: max(c.breakAt, 1), cooldown: c.cooldown}

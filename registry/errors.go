@@ -36,6 +36,7 @@ func (h *Handler) writeError(w *responseWriter, r *http.Request, err error) {
 	if !ok {
 		code, msg = "UNKNOWN", "internal error"
 	}
+	setChallenge(w.Header(), err)
 	var ra retryAfter
 	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(ra.RetryAfter().Round(time.Second).Seconds())))
@@ -80,6 +81,9 @@ func (h *Handler) finish(w *responseWriter, r *http.Request, req *request, start
 	}
 	if req.repo.Namespace != "" {
 		attrs = append(attrs, slog.String("repo", req.repo.Canonical()))
+	}
+	if req.user != "" {
+		attrs = append(attrs, slog.String("user", req.user))
 	}
 	if err != nil {
 		attrs = append(attrs, slog.String("err", err.Error()))

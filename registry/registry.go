@@ -34,6 +34,8 @@ type Puller interface {
 type Handler struct {
 	router  *route.Router
 	puller  Puller
+	authz   Authorizer
+	pusher  Uploader // nil: pull-only
 	log     *slog.Logger
 	reg     prometheus.Registerer
 	metrics *metrics
@@ -48,6 +50,13 @@ func WithLogger(l *slog.Logger) Option { return func(h *Handler) { h.log = l } }
 // WithRegisterer registers the HTTP metrics (default: not registered).
 func WithRegisterer(reg prometheus.Registerer) Option { return func(h *Handler) { h.reg = reg } }
 
+// WithAuthorizer sets who may do what (default: anonymous pulls only).
+func WithAuthorizer(a Authorizer) Option { return func(h *Handler) { h.authz = a } }
+
+// WithPusher serves blob uploads, and manifest pushes if p is also a
+// ManifestPusher (default: none, the node is pull-only).
+func WithPusher(p Uploader) Option { return func(h *Handler) { h.pusher = p } }
+
 // New returns the API handler.
 func New(router *route.Router, p Puller, opts ...Option) (*Handler, error) {
 	if router == nil || p == nil {
@@ -56,6 +65,9 @@ func New(router *route.Router, p Puller, opts ...Option) (*Handler, error) {
 	h := &Handler{router: router, puller: p, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(h)
+	}
+	if h.authz == nil {
+		h.authz = pullOnly{}
 	}
 	m, err := newMetrics(h.reg)
 	if err != nil {
@@ -81,6 +93,7 @@ func nsParam(r *http.Request) string {
 type request struct {
 	path route.Path
 	repo route.Repo
+	user string // authenticated user, "" for anonymous
 }
 
 // ServeHTTP is the adapter: handlers return errors, rendered here once.
@@ -103,6 +116,9 @@ func (h *Handler) serve(w *responseWriter, r *http.Request, req *request) error 
 	}
 	req.path = p
 	if p.Kind == route.KindBase {
+		if err := h.authorize(r, req, ActionPull); err != nil {
+			return err
+		}
 		return h.base(w, r)
 	}
 	repo, err := h.router.Resolve(p.Name, nsParam(r))
@@ -114,21 +130,49 @@ func (h *Handler) serve(w *responseWriter, r *http.Request, req *request) error 
 	return h.dispatch(w, r, req)
 }
 
+// handlerFunc is one endpoint's handler.
+type handlerFunc func(w *responseWriter, r *http.Request, req *request) error
+
 func (h *Handler) dispatch(w *responseWriter, r *http.Request, req *request) error {
-	read := r.Method == http.MethodGet || r.Method == http.MethodHead
-	switch {
-	case req.path.Kind == route.KindManifest && read:
-		return h.manifest(w, r, req)
-	case req.path.Kind == route.KindBlob && read:
-		return h.blob(w, r, req)
-	case req.path.Kind == route.KindTags && read:
-		return h.tags(w, r, req)
-	case req.path.Kind == route.KindReferrers:
-		return h.referrers(w, r, req)
-	case req.path.Kind == route.KindUploads || !read:
-		return fmt.Errorf("%s %s: this cairn node is pull-only: %w", r.Method, req.path.Kind, ocierr.Unsupported)
+	action, handle, err := h.endpoint(r, req)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("%s on %s: %w", r.Method, req.path.Kind, ocierr.Unsupported)
+	if err := h.authorize(r, req, action); err != nil {
+		return err
+	}
+	return handle(w, r, req)
+}
+
+// endpoint picks the handler for the request's route and method, and the
+// action it needs. Methods an endpoint does not serve are refused before
+// authorization.
+func (h *Handler) endpoint(r *http.Request, req *request) (Action, handlerFunc, error) {
+	read := r.Method == http.MethodGet || r.Method == http.MethodHead
+	switch k := req.path.Kind; {
+	case k == route.KindManifest && read:
+		return ActionPull, h.manifest, nil
+	case k == route.KindBlob && read:
+		return ActionPull, h.blob, nil
+	case k == route.KindTags && read:
+		return ActionPull, h.tags, nil
+	case k == route.KindReferrers && read:
+		return ActionPull, h.referrers, nil
+	case k == route.KindManifest && r.Method == http.MethodPut && h.manifestPusher() != nil:
+		return h.writeAction(req.repo), h.putManifest, nil
+	case k == route.KindUploads && h.pusher != nil:
+		if handle := h.uploadHandler(r.Method, req.path.Reference); handle != nil {
+			return h.writeAction(req.repo), handle, nil
+		}
+	case (k == route.KindUploads || k == route.KindManifest) && h.pusher == nil && !read && r.Method != http.MethodDelete:
+		return h.writeAction(req.repo), h.pullOnly, nil
+	}
+	return 0, nil, fmt.Errorf("%s on %s: %w", r.Method, req.path.Kind, ocierr.Unsupported)
+}
+
+// pullOnly answers an authorized write on a node that serves no pushes.
+func (h *Handler) pullOnly(_ *responseWriter, r *http.Request, req *request) error {
+	return fmt.Errorf("%s %s: this cairn node is pull-only: %w", r.Method, req.path.Kind, ocierr.Unsupported)
 }
 
 func (h *Handler) base(w *responseWriter, r *http.Request) error {

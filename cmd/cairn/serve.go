@@ -102,7 +102,7 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 			return nil, nil, err
 		}
 		nss = append(nss, ns)
-		routes = append(routes, route.Namespace{Name: u.Name, Aliases: u.Aliases, LibraryPrefix: *u.LibraryPrefix, Default: u.Default})
+		routes = append(routes, route.Namespace{Name: u.Name, Aliases: u.Aliases, LibraryPrefix: *u.LibraryPrefix, Default: u.Default, Mirror: u.Mirror()})
 	}
 	router, err := route.NewRouter(routes)
 	if err != nil {
@@ -121,7 +121,12 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	if err != nil {
 		return nil, nil, err
 	}
-	h, err := registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg))
+	authz, err := newAPIAuth(cfg.Auth)
+	if err != nil {
+		return nil, nil, err
+	}
+	h, err := registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg),
+		registry.WithAuthorizer(authz), registry.WithPusher(c))
 	return h, c, err
 }
 
@@ -141,6 +146,7 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return serveOn(s.api, s.apiLn) })
 	g.Go(func() error { return s.cache.Run(gctx) })
 	g.Go(func() error { return s.cache.KeepPins(gctx) })
+	g.Go(func() error { return s.cache.KeepUploads(gctx) })
 	if s.admin != nil {
 		g.Go(func() error { return serveOn(s.admin, s.adminLn) })
 	}

@@ -179,3 +179,18 @@ func FuzzParsePath(f *testing.F) {
 		}
 	})
 }
+
+func TestRouterMirror(t *testing.T) {
+	r, err := NewRouter([]Namespace{
+		{Name: "docker.io", Aliases: []string{"index.docker.io"}, Mirror: true},
+		{Name: "registry.internal"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ns, want := range map[string]bool{"docker.io": true, "index.docker.io": false, "registry.internal": false, "quay.io": false} {
+		if got := r.Mirror(ns); got != want {
+			t.Errorf("Mirror(%q) = %v, want %v", ns, got, want)
+		}
+	}
+}

@@ -13,6 +13,7 @@ type Namespace struct {
 	Aliases       []string // other host names for it: "index.docker.io"
 	LibraryPrefix bool     // one-component names get "library/"
 	Default       bool     // used when neither ?ns= nor a leading host names one
+	Mirror        bool     // has an upstream: writes into it are replication, not pushes
 }
 
 // Repo is a repository resolved to its namespace.
@@ -56,6 +57,14 @@ func NewRouter(nss []Namespace) (*Router, error) {
 		}
 	}
 	return r, nil
+}
+
+// Mirror reports whether the namespace named namespace (its configured
+// name, as in Repo.Namespace) mirrors an upstream; false for a hosted or
+// unknown one.
+func (r *Router) Mirror(namespace string) bool {
+	ns, ok := r.byHost[namespace]
+	return ok && ns.Name == namespace && ns.Mirror
 }
 
 // Resolve maps a validated name (see ParsePath) and the request's ?ns=
