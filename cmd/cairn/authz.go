@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/internal/config"
@@ -66,8 +67,13 @@ func (a *apiAuth) Authorize(r *http.Request, repo string, action registry.Action
 	if err != nil {
 		return "", err
 	}
-	if repo == "" { // the API itself: a user, or anonymous clients that may do something
-		if user == "" && a.rules.Anonymous() == 0 {
+	if repo == "" {
+		// GET /v2/, the ping clients send first. With users configured,
+		// an anonymous ping is challenged even where anonymous pulls are
+		// allowed: that 401 is how a client (skopeo, podman, docker)
+		// learns to send its credentials at all. Anonymous clients go on
+		// without credentials, or with empty ones, and may still pull.
+		if user == "" && (a.users != nil || a.rules.Anonymous() == 0) {
 			return "", unauthorized(fmt.Errorf("credentials required: %w", ocierr.Unauthorized))
 		}
 		return user, nil
@@ -89,10 +95,12 @@ func (a *apiAuth) Authorize(r *http.Request, repo string, action registry.Action
 	return "", unauthorized(fmt.Errorf("%s on %s needs credentials: %w", act, repo, ocierr.Unauthorized))
 }
 
-// user checks the request's Basic credentials: "" without any.
+// user checks the request's Basic credentials: "" without any, or with
+// empty ones (what a client challenged but without credentials sends,
+// e.g. skopeo --no-creds).
 func (a *apiAuth) user(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
-	if h == "" {
+	if h == "" || isEmptyBasic(h) {
 		return "", nil
 	}
 	u, p, ok := auth.ParseBasic(h)
@@ -112,3 +120,10 @@ func (e challenged) Unwrap() error     { return e.error }
 func (e challenged) Challenge() string { return auth.Challenge(realm) }
 
 func unauthorized(err error) error { return challenged{err} }
+
+// isEmptyBasic reports Basic credentials of an empty user and password
+// (base64 of ":").
+func isEmptyBasic(h string) bool {
+	scheme, cred, ok := strings.Cut(h, " ")
+	return ok && strings.EqualFold(scheme, "basic") && cred == "Og=="
+}
