@@ -116,10 +116,12 @@ func (s upstreamSource) Open(ctx context.Context, offset int64) (*upstream.Blob,
 // without credentials share content, but only content that came through,
 // or was confirmed for, such a namespace (BlobInfo.Shared): what was
 // fetched with credentials never leaks to them. A hosted namespace serves
-// what is shared or linked to it. With the upstream down, an unconfirmed
-// pair gets UNAVAILABLE.
+// only what is linked to the repository (pushed, mounted, replicated): a
+// repository is a registry's own content there, and a deleted link must
+// stop serving it. With the upstream down, an unconfirmed pair gets
+// UNAVAILABLE.
 func (c *Cache) authorize(ctx context.Context, ns *Namespace, repo route.Repo, dgst string, manifest bool) error {
-	if !ns.Private {
+	if !ns.Private && ns.Upstream != nil {
 		if info, err := c.store.Stat(dgst); err == nil && info.Shared {
 			return nil
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
@@ -124,7 +125,7 @@ func (c *Cache) heldBy(ns *Namespace, repo route.Repo, digest string) (storage.B
 	if err != nil {
 		return info, false, err
 	}
-	if !ns.Private && info.Shared {
+	if !ns.Private && ns.Upstream != nil && info.Shared {
 		return info, true, nil
 	}
 	linked, err := c.store.Linked(repo.Namespace, repo.Name, digest)
@@ -141,9 +142,22 @@ func (c *Cache) linkPushed(repo route.Repo, digest string) error {
 
 // pushedJSON holds what a pushed manifest names.
 type pushedJSON struct {
-	Config    *struct{ Digest string }  `json:"config"`
-	Layers    []struct{ Digest string } `json:"layers"`
-	Manifests []struct{ Digest string } `json:"manifests"`
+	Config *struct {
+		Digest    string `json:"digest"`
+		MediaType string `json:"mediaType"`
+	} `json:"config"`
+	Layers       []pushedLayer             `json:"layers"`
+	Manifests    []struct{ Digest string } `json:"manifests"`
+	Subject      *struct{ Digest string }  `json:"subject"`
+	ArtifactType string                    `json:"artifactType"`
+	Annotations  map[string]string         `json:"annotations"`
+}
+
+// pushedLayer is a layer descriptor of a pushed manifest.
+type pushedLayer struct {
+	Digest    string   `json:"digest"`
+	MediaType string   `json:"mediaType"`
+	URLs      []string `json:"urls"`
 }
 
 // PutManifest stores a pushed manifest in repo, checks that repo holds
@@ -179,6 +193,9 @@ func (c *Cache) PutManifest(_ context.Context, repo route.Repo, tag string, m oc
 	}
 	c.inheritPins(m.Digest)
 	c.remember(m)
+	if err := c.recordReferrer(repo, m, pj); err != nil {
+		return err
+	}
 	if tag == "" {
 		return nil
 	}
@@ -198,7 +215,11 @@ func pushedChildren(pj pushedJSON, absentChildren bool) (required, optional []st
 		required = append(required, pj.Config.Digest)
 	}
 	for _, l := range pj.Layers {
-		required = append(required, l.Digest)
+		if foreign(l) {
+			optional = append(optional, l.Digest)
+		} else {
+			required = append(required, l.Digest)
+		}
 	}
 	for _, m := range pj.Manifests {
 		if absentChildren {
@@ -208,6 +229,43 @@ func pushedChildren(pj pushedJSON, absentChildren bool) (required, optional []st
 		}
 	}
 	return required, optional
+}
+
+// foreign reports whether a layer may be absent from the registry: a
+// non-distributable layer (image-spec 1.0's foreign layers) with URLs to
+// fetch it from elsewhere, as distribution accepts it.
+func foreign(l pushedLayer) bool {
+	return len(l.URLs) > 0 && (strings.Contains(l.MediaType, ".nondistributable.") || strings.Contains(l.MediaType, ".foreign."))
+}
+
+// recordReferrer lists a pushed manifest that has a subject among the
+// subject's referrers in repo, and forgets referrers answers held for it.
+func (c *Cache) recordReferrer(repo route.Repo, m oci.Manifest, pj pushedJSON) error {
+	if pj.Subject == nil || route.ValidDigest(pj.Subject.Digest) != nil {
+		return nil
+	}
+	at := pj.ArtifactType
+	if at == "" && pj.Config != nil && m.MediaType != oci.MediaTypeOCIIndex && m.MediaType != oci.MediaTypeDockerList {
+		at = pj.Config.MediaType // image-spec: an image's artifact type defaults to its config's
+	}
+	desc, err := json.Marshal(referrerDescriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: at, Annotations: pj.Annotations})
+	if err != nil {
+		return err
+	}
+	if err := c.store.PutReferrer(repo.Namespace, repo.Name, pj.Subject.Digest, m.Digest, desc); err != nil {
+		return err
+	}
+	c.dropReferrers(repo, pj.Subject.Digest)
+	return nil
+}
+
+// referrerDescriptor is one entry of a referrers list.
+type referrerDescriptor struct {
+	MediaType    string            `json:"mediaType"`
+	Digest       string            `json:"digest"`
+	Size         int64             `json:"size"`
+	ArtifactType string            `json:"artifactType,omitempty"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
 }
 
 // children returns which of digests repo holds; if must, one it does not

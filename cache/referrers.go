@@ -46,13 +46,33 @@ func newReferrersCache() *referrersCache {
 
 // Referrers answers the referrers API for dgst in repo: an OCI index of the
 // manifests whose subject is dgst, only those of artifactType when it is
-// not empty (filtered then reports the filter was applied). A mirror asks
+// not empty (filtered then reports the filter was applied). Manifests
+// pushed into repo with dgst as their subject are always listed; to them
+// are added the referrers found elsewhere (see referrersElsewhere).
+func (c *Cache) Referrers(ctx context.Context, repo route.Repo, dgst, artifactType string) ([]byte, bool, error) {
+	index, filtered, err := c.referrersElsewhere(ctx, repo, dgst, artifactType)
+	if err != nil {
+		return nil, false, err
+	}
+	pushed, err := c.store.Referrers(repo.Namespace, repo.Name, dgst)
+	if err != nil || len(pushed) == 0 {
+		return index, filtered, err
+	}
+	extra := make([]json.RawMessage, len(pushed))
+	for i, d := range pushed {
+		extra[i] = d
+	}
+	index, err = filterReferrers(index, artifactType, extra...)
+	return index, filtered, err
+}
+
+// referrersElsewhere answers from the upstream or the referrers tag. A mirror asks
 // its upstream's referrers API, or, when the upstream has none, resolves
 // the referrers tag (<alg>-<hex>) like any tag; a hosted namespace reads
 // the tag only. No referrers is an empty index, never an error. Errors
 // wrap ocierr codes: Unavailable when the upstream is down and nothing
 // held can answer.
-func (c *Cache) Referrers(ctx context.Context, repo route.Repo, dgst, artifactType string) ([]byte, bool, error) {
+func (c *Cache) referrersElsewhere(ctx context.Context, repo route.Repo, dgst, artifactType string) ([]byte, bool, error) {
 	ns, err := c.namespace(repo.Namespace)
 	if err != nil {
 		return nil, false, err
@@ -169,27 +189,34 @@ type referrersIndex struct {
 	Manifests     []json.RawMessage `json:"manifests"`
 }
 
-// filterReferrers rebuilds an index (nil body: an empty one) holding the
-// descriptors of artifactType only, or all of them when it is empty.
-func filterReferrers(body []byte, artifactType string) ([]byte, error) {
+// filterReferrers rebuilds an index (nil body: an empty one), with the
+// descriptors extra added, holding the descriptors of artifactType only,
+// or all of them when it is empty; each digest once, the first kept.
+func filterReferrers(body []byte, artifactType string, extra ...json.RawMessage) ([]byte, error) {
 	out := referrersIndex{SchemaVersion: 2, MediaType: oci.MediaTypeOCIIndex, Manifests: []json.RawMessage{}}
+	var in struct {
+		Manifests []json.RawMessage `json:"manifests"`
+	}
 	if body != nil {
-		var in struct {
-			Manifests []json.RawMessage `json:"manifests"`
-		}
 		if err := json.Unmarshal(body, &in); err != nil {
 			return nil, fmt.Errorf("referrers index: %w", err)
 		}
-		for _, d := range in.Manifests {
-			var desc struct {
-				ArtifactType string `json:"artifactType"`
-			}
-			if err := json.Unmarshal(d, &desc); err != nil {
-				return nil, fmt.Errorf("referrers index descriptor: %w", err)
-			}
-			if artifactType == "" || desc.ArtifactType == artifactType {
-				out.Manifests = append(out.Manifests, d)
-			}
+	}
+	seen := map[string]bool{}
+	for _, d := range append(in.Manifests, extra...) {
+		var desc struct {
+			Digest       string `json:"digest"`
+			ArtifactType string `json:"artifactType"`
+		}
+		if err := json.Unmarshal(d, &desc); err != nil {
+			return nil, fmt.Errorf("referrers index descriptor: %w", err)
+		}
+		if seen[desc.Digest] {
+			continue
+		}
+		seen[desc.Digest] = true
+		if artifactType == "" || desc.ArtifactType == artifactType {
+			out.Manifests = append(out.Manifests, d)
 		}
 	}
 	var b bytes.Buffer

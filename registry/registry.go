@@ -36,6 +36,7 @@ type Handler struct {
 	puller  Puller
 	authz   Authorizer
 	pusher  Uploader // nil: pull-only
+	deletes map[string]Deletes
 	log     *slog.Logger
 	reg     prometheus.Registerer
 	metrics *metrics
@@ -160,6 +161,10 @@ func (h *Handler) endpoint(r *http.Request, req *request) (Action, handlerFunc, 
 		return ActionPull, h.referrers, nil
 	case k == route.KindManifest && r.Method == http.MethodPut && h.manifestPusher() != nil:
 		return h.writeAction(req.repo), h.putManifest, nil
+	case (k == route.KindManifest || k == route.KindBlob) && r.Method == http.MethodDelete:
+		if handle := h.deleteHandler(req); handle != nil {
+			return ActionDelete, handle, nil
+		}
 	case k == route.KindUploads && h.pusher != nil:
 		if handle := h.uploadHandler(r.Method, req.path.Reference); handle != nil {
 			return h.writeAction(req.repo), handle, nil

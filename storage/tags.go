@@ -227,3 +227,11 @@ func (s *Store) Tags(ns, repo string) ([]string, error) {
 	}
 	return tags, nil
 }
+
+// forget drops key, after a write that deleted it (or may have).
+func (c *tagCache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	c.lru.Remove(key)
+}

@@ -96,7 +96,9 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	upMetrics := upstream.NewMetrics(reg)
 	nss := make([]cache.Namespace, 0, len(cfg.Upstreams))
 	routes := make([]route.Namespace, 0, len(cfg.Upstreams))
+	deletes := make(map[string]registry.Deletes, len(cfg.Upstreams))
 	for _, u := range cfg.Upstreams {
+		deletes[u.Name] = registry.Deletes{Tags: u.Delete.Tags, Manifests: u.Delete.Manifests, Blobs: u.Delete.Blobs}
 		ns, err := cacheNamespace(u, upMetrics, log)
 		if err != nil {
 			return nil, nil, err
@@ -126,7 +128,7 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 		return nil, nil, err
 	}
 	h, err := registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg),
-		registry.WithAuthorizer(authz), registry.WithPusher(c))
+		registry.WithAuthorizer(authz), registry.WithPusher(c), registry.WithDeletes(deletes))
 	return h, c, err
 }
 

@@ -141,7 +141,29 @@ type Upstream struct {
 	// below this, tags are served from the cache without revalidation until
 	// the rate-limit window has passed. 0 never skips.
 	RateLimitFloor int `yaml:"ratelimit_floor,omitempty"`
+	// Delete enables the OCI API's deletes in this namespace. Default:
+	// none (each answers 405 UNSUPPORTED). A client also needs the delete
+	// action (auth.access), and in a mirror namespace replicate too.
+	Delete Delete `yaml:"delete,omitempty"`
 }
+
+// Delete says which DELETE endpoints a namespace serves. Each is off
+// unless set to true.
+type Delete struct {
+	// Tags: DELETE /v2/<name>/manifests/<tag> removes the tag; the
+	// manifest stays, reachable by digest.
+	Tags bool `yaml:"tags,omitempty"`
+	// Manifests: DELETE /v2/<name>/manifests/<digest> removes the manifest
+	// from the repository, with the repository's tags pointing at it.
+	Manifests bool `yaml:"manifests,omitempty"`
+	// Blobs: DELETE /v2/<name>/blobs/<digest> removes the blob from the
+	// repository. Bytes are removed from disk once no repository holds
+	// them and nothing pins them.
+	Blobs bool `yaml:"blobs,omitempty"`
+}
+
+// Any reports whether some delete is enabled.
+func (d Delete) Any() bool { return d.Tags || d.Manifests || d.Blobs }
 
 // Mirror reports whether the namespace mirrors an upstream registry (it has
 // a URL) rather than being hosted here.

@@ -88,6 +88,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateUpstreams(&p)
 	c.validateAuth(&p)
+	c.validateDeletes(&p)
 	if len(p) == 0 {
 		return nil
 	}
@@ -177,6 +178,20 @@ func (u Upstream) validate(at string, p *problems) {
 		p.addf(at+".ratelimit_floor", "must be >= 0, got %d", u.RateLimitFloor)
 	}
 	u.validateCredentials(at, p)
+}
+
+// validateDeletes: deletes need someone granted the delete action, or
+// nobody could ever use them (a sign the operator forgot the grant).
+func (c *Config) validateDeletes(p *problems) {
+	granted := slices.Contains(c.Auth.Anonymous, "delete")
+	for _, r := range c.Auth.Access {
+		granted = granted || slices.Contains(r.Actions, "delete")
+	}
+	for i, u := range c.Upstreams {
+		if u.Delete.Any() && !granted {
+			p.addf(fmt.Sprintf("upstreams[%d].delete", i), "deletes are enabled, but no auth.access rule grants the delete action: nobody could use them")
+		}
+	}
 }
 
 func (u Upstream) validateCredentials(at string, p *problems) {
