@@ -119,7 +119,8 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 		cache.WithRegisterer(reg),
 		cache.WithBreaker(cfg.Cache.BreakerFailures, cfg.Cache.BreakerCooldown.D()),
 		cache.WithLimit(cache.Limit{Max: int64(cfg.Cache.MaxSize), High: cfg.Cache.EvictHigh, Low: cfg.Cache.EvictLow}),
-		cache.WithPins(pins, cfg.Cache.PinPlatforms...))
+		cache.WithPins(pins, cfg.Cache.PinPlatforms...),
+		cache.WithUploadExpiry(cfg.Uploads.Expire.D()))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -18,7 +18,15 @@ type Config struct {
 	Cache       Cache      `yaml:"cache"`
 	Admin       Admin      `yaml:"admin,omitempty"`
 	Auth        Auth       `yaml:"auth"`
+	Uploads     Uploads    `yaml:"uploads"`
 	Upstreams   []Upstream `yaml:"upstreams"`
+}
+
+// Uploads configures blob upload sessions (pushes).
+type Uploads struct {
+	// Expire ends an upload session that received nothing for this long,
+	// with its temp file. Default DefaultUploadExpire.
+	Expire Duration `yaml:"expire"`
 }
 
 // Auth says who may do what through the OCI Distribution API. Without the

@@ -61,7 +61,8 @@ func TestLoadFull(t *testing.T) {
 			BreakerFailures: 5, BreakerCooldown: Duration(30 * time.Second),
 			EvictHigh: 0.90, EvictLow: 0.80,
 		},
-		Auth: Auth{Anonymous: []string{"pull"}},
+		Auth:    Auth{Anonymous: []string{"pull"}},
+		Uploads: Uploads{Expire: Duration(DefaultUploadExpire)},
 		Upstreams: []Upstream{
 			{
 				Name: "docker.io", URL: "https://registry-1.docker.io",
@@ -112,6 +113,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"upstreams[0].fill_idle_timeout", c.Upstreams[0].FillIdleTimeout.D(), 2 * time.Minute},
 		{"upstreams[1].library_prefix", *c.Upstreams[1].LibraryPrefix, false},
 		{"upstreams[1].serve_stale", *c.Upstreams[1].ServeStale, false},
+		{"uploads.expire", c.Uploads.Expire.D(), 24 * time.Hour},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.field, tc.got, tc.want)
@@ -214,6 +216,8 @@ func TestLoadProblems(t *testing.T) {
 		{"log format", "version: 1\nlog: {format: xml}\n" + ups, `log.format: got "xml", want text or json`},
 		{"site", "version: 1\nsite: 'eu west'\n" + ups, `site: "eu west" is not a site name`},
 		{"zero duration", "version: 1\ncache: {tag_ttl: 0s}\n" + ups, "cache.tag_ttl: must be > 0, got 0s"},
+		{"upload expiry", "version: 1\nuploads: {expire: -1h}\n" + ups, "uploads.expire: must be > 0, got -1h"},
+		{"uploads key", "version: 1\nuploads: {expires: 1h}\n" + ups, `uploads.expires: unknown key "expires"`},
 		{"number duration", "version: 1\ncache: {fill_idle_timeout: 300}\n" + ups, `cache.fill_idle_timeout: "300" is not a duration`},
 		{"list duration", "version: 1\ncache: {tag_ttl: [1m]}\n" + ups, "cache.tag_ttl: want a duration like 90s or 5m, got a list"},
 		{"bool", "version: 1\ncache: {serve_stale: sometimes}\n" + ups, "cache.serve_stale: want true or false, got str `sometimes`"},

@@ -52,6 +52,10 @@ const (
 	// clients of cached tags wait long.
 	DefaultHeadTimeout = 3 * time.Second
 
+	// DefaultUploadExpire: an upload session idle for a day is abandoned
+	// (distribution's default too).
+	DefaultUploadExpire = 24 * time.Hour
+
 	// DefaultRequestTimeout bounds a manifest GET or tag list (small bodies).
 	DefaultRequestTimeout = 15 * time.Second
 
@@ -104,6 +108,7 @@ func (c *Config) ApplyDefaults() {
 		c.Cache.ServeStaleOn404 = ptr(false) // a 404 usually means the tag is gone
 	}
 	setDuration(&c.Cache.HeadTimeout, DefaultHeadTimeout)
+	setDuration(&c.Uploads.Expire, DefaultUploadExpire)
 	setDuration(&c.Cache.RequestTimeout, DefaultRequestTimeout)
 	setDuration(&c.Cache.BreakerCooldown, DefaultBreakerCooldown)
 	if c.Cache.EvictHigh == 0 {

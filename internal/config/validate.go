@@ -73,6 +73,7 @@ func (c *Config) Validate() error {
 	p.check("cache.head_timeout", checkDuration(c.Cache.HeadTimeout))
 	p.check("cache.request_timeout", checkDuration(c.Cache.RequestTimeout))
 	p.check("cache.breaker_cooldown", checkDuration(c.Cache.BreakerCooldown))
+	p.check("uploads.expire", checkDuration(c.Uploads.Expire))
 	c.validatePins(&p)
 	if !(c.Cache.EvictHigh > 0 && c.Cache.EvictHigh <= 1) {
 		p.addf("cache.evict_high", "must be in (0, 1], got %v", c.Cache.EvictHigh)
