@@ -115,6 +115,25 @@ func (c *Cache) MountBlob(_ context.Context, repo, from route.Repo, digest strin
 	return oci.Descriptor{MediaType: oci.MediaTypeOctetStream, Digest: digest, Size: info.Size}, nil
 }
 
+// BlobHolders returns the repositories of configured namespaces linked
+// to digest (pushed, mounted, served or confirmed), at most
+// storage.MaxLinkHolders of them: the candidates of an anonymous mount,
+// which the registry filters by what the client may pull. It costs a scan
+// of every link record (see storage.Store.LinkHolders).
+func (c *Cache) BlobHolders(_ context.Context, digest string) ([]route.Repo, error) {
+	hs, err := c.store.LinkHolders(digest)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]route.Repo, 0, len(hs))
+	for _, h := range hs {
+		if _, err := c.namespace(h.Namespace); err == nil {
+			out = append(out, route.Repo{Namespace: h.Namespace, Name: h.Repo, Sent: h.Namespace + "/" + h.Repo})
+		}
+	}
+	return out, nil
+}
+
 // heldBy reports whether repo may read the stored digest without asking an
 // upstream: linked to it, or shared in a namespace without credentials.
 func (c *Cache) heldBy(ns *Namespace, repo route.Repo, digest string) (storage.BlobInfo, bool, error) {

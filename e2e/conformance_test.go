@@ -105,8 +105,8 @@ const (
 // content management, sha256 and sha512 content, upload cancel) against a
 // cairn node with an auth: section, pushing into a hosted namespace with
 // deletes enabled, as an htpasswd user that may pull, push and delete
-// there. Anonymous mounts (POST ?mount= without from=) fall back to an
-// upload, which the suite allows and reports as a skip.
+// there, including anonymous mounts (POST ?mount= without from=), which
+// mount from a repository holding the blob that the user may pull.
 func TestConformanceFull(t *testing.T) {
 	requireConformanceTools(t)
 	suite := conformanceSuite(t)

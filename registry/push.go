@@ -48,6 +48,16 @@ type Mounter interface {
 	MountBlob(ctx context.Context, repo, from route.Repo, digest string) (oci.Descriptor, error)
 }
 
+// BlobHolders is the optional ability of a Mounter to name the
+// repositories that hold a blob, for an anonymous mount (POST ?mount=
+// without from=): the registry tries those the client may pull, in order.
+// The list may be bounded (a blob held in many repositories names only
+// some); an unknown digest gives none. Safe for concurrent use; it may
+// scan every link record, so it is called once per anonymous mount.
+type BlobHolders interface {
+	BlobHolders(ctx context.Context, digest string) ([]route.Repo, error)
+}
+
 // uploadHandler is the handler for method on an upload route, nil if the
 // route does not serve it. id is "" for /blobs/uploads/.
 func (h *Handler) uploadHandler(method, id string) handlerFunc {
@@ -102,8 +112,9 @@ func blobCreated(w *responseWriter, r *http.Request, req *request, d oci.Descrip
 	return nil
 }
 
-// startUpload is POST /blobs/uploads/: a session, a mount (?mount=&from=)
-// or a monolithic upload (?digest= with the whole body).
+// startUpload is POST /blobs/uploads/: a session, a mount (?mount=&from=,
+// or ?mount= alone: from any repository the client may pull) or a
+// monolithic upload (?digest= with the whole body).
 func (h *Handler) startUpload(w *responseWriter, r *http.Request, req *request) error {
 	q := r.URL.Query()
 	if dgst := q.Get("mount"); dgst != "" {
@@ -127,25 +138,64 @@ func (h *Handler) startUpload(w *responseWriter, r *http.Request, req *request) 
 	return blobCreated(w, r, req, d)
 }
 
-// mount links digest from the repository the client named in from=, if the
-// client may pull it and it is held there; otherwise the client uploads.
+// mount links digest from the repository the client named in from=, or,
+// without from=, from any repository holding it that the client may pull;
+// otherwise (not held, or only where the client may not read it) the
+// client uploads.
 func (h *Handler) mount(r *http.Request, req *request, dgst, fromName string) (oci.Descriptor, bool) {
 	m, ok := h.pusher.(Mounter)
-	if !ok || fromName == "" || route.ValidDigest(dgst) != nil || route.ValidName(fromName) != nil {
+	if !ok || route.ValidDigest(dgst) != nil {
+		return oci.Descriptor{}, false
+	}
+	if fromName == "" {
+		return h.mountAnonymous(r, req, m, dgst)
+	}
+	if route.ValidName(fromName) != nil {
 		return oci.Descriptor{}, false
 	}
 	from, err := h.router.Resolve(fromName, nsParam(r))
 	if err != nil || !h.allowed(r, from, ActionPull) {
 		return oci.Descriptor{}, false
 	}
-	d, err := m.MountBlob(r.Context(), req.repo, from, dgst)
-	if err != nil {
-		if !errors.Is(err, ocierr.BlobUnknown) {
-			h.log.Warn("mount failed, asking for an upload", "repo", req.repo.Canonical(), "digest", dgst, "err", err)
-		}
+	d, err := h.mountFrom(r, req, m, from, dgst)
+	return d, err == nil
+}
+
+// mountAnonymous mounts digest from the first repository holding it that
+// the client may pull: never from one it could not have read.
+func (h *Handler) mountAnonymous(r *http.Request, req *request, m Mounter, dgst string) (oci.Descriptor, bool) {
+	bh, ok := m.(BlobHolders)
+	if !ok {
 		return oci.Descriptor{}, false
 	}
-	return d, true
+	holders, err := bh.BlobHolders(r.Context(), dgst)
+	if err != nil {
+		h.log.Warn("finding a blob's repositories failed, asking for an upload", "repo", req.repo.Canonical(), "digest", dgst, "err", err)
+		return oci.Descriptor{}, false
+	}
+	for _, from := range holders {
+		if !h.allowed(r, from, ActionPull) {
+			continue
+		}
+		d, err := h.mountFrom(r, req, m, from, dgst)
+		if err == nil {
+			return d, true
+		}
+		if !errors.Is(err, ocierr.BlobUnknown) {
+			return oci.Descriptor{}, false
+		}
+	}
+	return oci.Descriptor{}, false
+}
+
+// mountFrom links digest from from into the request's repository; a
+// failure other than BLOB_UNKNOWN is logged.
+func (h *Handler) mountFrom(r *http.Request, req *request, m Mounter, from route.Repo, dgst string) (oci.Descriptor, error) {
+	d, err := m.MountBlob(r.Context(), req.repo, from, dgst)
+	if err != nil && !errors.Is(err, ocierr.BlobUnknown) {
+		h.log.Warn("mount failed, asking for an upload", "repo", req.repo.Canonical(), "digest", dgst, "err", err)
+	}
+	return d, err
 }
 
 func (h *Handler) uploadStatus(w *responseWriter, r *http.Request, req *request) error {

@@ -34,6 +34,28 @@ var pushUsers = map[string]string{"alice": "alice-secret", "bob": "bob-secret", 
 
 func newPushFixture(t *testing.T) *pushFixture {
 	t.Helper()
+	authSection := fmt.Sprintf(`auth:
+  htpasswd_file: %q
+  access:
+    - users: [alice]
+      repositories: ["registry.internal/**"]
+      actions: [pull, push]
+    - users: [bob]
+      repositories: ["registry.internal/bob/app"]
+      actions: [pull, push]
+    - users: [carol]
+      repositories: ["**"]
+      actions: [pull, push, replicate]`, writeHtpasswd(t))
+	f := &pushFixture{dataDir: t.TempDir()}
+	f.docker = newUpstream(t)
+	f.cfg = testConfig(t, f.dataDir, f.docker.host(), "127.0.0.1:9", authSection)
+	f.node = startNode(t, f.cfg)
+	return f
+}
+
+// writeHtpasswd writes the pushUsers to an htpasswd file and returns its path.
+func writeHtpasswd(t *testing.T) string {
+	t.Helper()
 	var lines []string
 	for _, u := range []string{"alice", "bob", "carol"} {
 		hash, err := bcrypt.GenerateFromPassword([]byte(pushUsers[u]), bcrypt.MinCost)
@@ -46,23 +68,7 @@ func newPushFixture(t *testing.T) *pushFixture {
 	if err := os.WriteFile(htpasswd, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	authSection := fmt.Sprintf(`auth:
-  htpasswd_file: %q
-  access:
-    - users: [alice]
-      repositories: ["registry.internal/**"]
-      actions: [pull, push]
-    - users: [bob]
-      repositories: ["registry.internal/bob/app"]
-      actions: [pull, push]
-    - users: [carol]
-      repositories: ["**"]
-      actions: [pull, push, replicate]`, htpasswd)
-	f := &pushFixture{dataDir: t.TempDir()}
-	f.docker = newUpstream(t)
-	f.cfg = testConfig(t, f.dataDir, f.docker.host(), "127.0.0.1:9", authSection)
-	f.node = startNode(t, f.cfg)
-	return f
+	return htpasswd
 }
 
 // send makes one request, with Basic credentials when user is not "": the
@@ -321,5 +327,63 @@ func TestReplicateIntoMirrorAndLazyIndex(t *testing.T) {
 	}
 	if resp, body = send(t, "GET", f.node.url("/v2/registry.internal/team/multi/manifests/"+dgst), "", nil); resp.StatusCode != 200 || string(body) != index {
 		t.Errorf("GET the pushed index: status %d, want 200 and its bytes", resp.StatusCode)
+	}
+}
+
+// An anonymous mount (POST ?mount= without from=) links a held blob from
+// a repository the user may pull, and only from one: a user who may not
+// read any repository holding it, or a digest nobody holds, gets an
+// upload. Anonymous clients may not pull here, so nothing is readable by
+// accident.
+func TestAnonymousMount(t *testing.T) {
+	authSection := fmt.Sprintf(`auth:
+  htpasswd_file: %q
+  anonymous: []
+  access:
+    - users: [alice]
+      repositories: ["registry.internal/**"]
+      actions: [pull, push]
+    - users: [bob]
+      repositories: ["registry.internal/bob/**"]
+      actions: [pull, push]`, writeHtpasswd(t))
+	n := startNode(t, testConfig(t, t.TempDir(), "127.0.0.1:9", "127.0.0.1:9", authSection))
+	blob := []byte("a blob alice pushed")
+	dgst := digestOf(blob)
+	if resp, body := send(t, "POST", n.url("/v2/registry.internal/alice/a/blobs/uploads/?digest="+dgst), "alice", blob); resp.StatusCode != 201 {
+		t.Fatalf("alice's push into alice/a: status %d (body %s), want 201", resp.StatusCode, body)
+	}
+
+	b := "/v2/registry.internal/alice/b"
+	resp, body := send(t, "POST", n.url(b+"/blobs/uploads/?mount="+dgst), "alice", nil)
+	if resp.StatusCode != 201 || resp.Header.Get("Location") != b+"/blobs/"+dgst || resp.Header.Get("Docker-Content-Digest") != dgst {
+		t.Fatalf("alice's anonymous mount into alice/b: status %d, Location %q, digest %q; want 201, %s, %s (body %s)",
+			resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Docker-Content-Digest"), b+"/blobs/"+dgst, dgst, body)
+	}
+	if resp, body = send(t, "GET", n.url(b+"/blobs/"+dgst), "alice", nil); resp.StatusCode != 200 || !bytes.Equal(body, blob) {
+		t.Errorf("GET the mounted blob in alice/b: status %d, %d bytes; want 200, the %d pushed", resp.StatusCode, len(body), len(blob))
+	}
+
+	bob := "/v2/registry.internal/bob/app"
+	resp, _ = send(t, "POST", n.url(bob+"/blobs/uploads/?mount="+dgst), "bob", nil)
+	if resp.StatusCode != 202 || resp.Header.Get("Docker-Upload-UUID") == "" {
+		t.Errorf("bob's anonymous mount of a blob only alice's repositories hold: status %d, want 202 and an upload", resp.StatusCode)
+	}
+	if resp, _ = send(t, "GET", n.url(bob+"/blobs/"+dgst), "bob", nil); resp.StatusCode != 404 {
+		t.Errorf("GET in bob/app after the refused mount: status %d, want 404", resp.StatusCode)
+	}
+
+	// Once bob holds it himself, he mounts it from there, past alice's
+	// repositories (which come first in the scan).
+	if resp, body = send(t, "POST", n.url(bob+"/blobs/uploads/?digest="+dgst), "bob", blob); resp.StatusCode != 201 {
+		t.Fatalf("bob's push into bob/app: status %d (body %s), want 201", resp.StatusCode, body)
+	}
+	if resp, _ = send(t, "POST", n.url("/v2/registry.internal/bob/copy/blobs/uploads/?mount="+dgst), "bob", nil); resp.StatusCode != 201 {
+		t.Errorf("bob's anonymous mount into bob/copy: status %d, want 201", resp.StatusCode)
+	}
+
+	missing := digestOf([]byte("never pushed"))
+	resp, _ = send(t, "POST", n.url(b+"/blobs/uploads/?mount="+missing), "alice", nil)
+	if resp.StatusCode != 202 || resp.Header.Get("Docker-Upload-UUID") == "" {
+		t.Errorf("anonymous mount of an unknown digest: status %d, want 202 and an upload", resp.StatusCode)
 	}
 }
