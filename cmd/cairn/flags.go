@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/urfave/cli/v2"
 
@@ -45,10 +46,37 @@ func resolveConfig(c *cli.Context) (*config.Config, error) {
 			*o.dst = c.String(o.flag)
 		}
 	}
+	if dir := c.String("tls-self-signed"); dir != "" { // serve only
+		if err := useSelfSigned(cfg, dir); err != nil {
+			return nil, err
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("configuration after flags and environment: %w", err)
 	}
 	return cfg, nil
+}
+
+// tlsSelfSignedFlag is serve's development TLS: a CA and a server
+// certificate in DIR, made once and reused.
+func tlsSelfSignedFlag() cli.Flag {
+	return &cli.StringFlag{Name: "tls-self-signed", EnvVars: []string{"CAIRN_TLS_SELF_SIGNED"}, Usage: "serve TLS with a development CA and certificate kept in `DIR` (made if missing); prints the containerd hosts.toml that trusts it"}
+}
+
+// useSelfSigned makes (or reuses) the development certificate in dir for
+// the listen address and points tls.cert_file and key_file at it; the
+// rest of the tls section (client_ca_file, min_version) stays.
+func useSelfSigned(cfg *config.Config, dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("--tls-self-signed: %w", err)
+	}
+	if err := ensureSelfSigned(dir, selfSignedNames(cfg.Listen)); err != nil {
+		return err
+	}
+	cfg.TLS.CertFile = filepath.Join(dir, serverCertName)
+	cfg.TLS.KeyFile = filepath.Join(dir, serverKeyName)
+	return nil
 }
 
 func loadConfig(path string) (*config.Config, error) {

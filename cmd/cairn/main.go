@@ -40,7 +40,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			{
 				Name:   "serve",
 				Usage:  "serve the OCI Distribution API and the admin endpoints",
-				Flags:  configFlags(),
+				Flags:  append(configFlags(), tlsSelfSignedFlag()),
 				Action: serveCommand,
 			},
 			{

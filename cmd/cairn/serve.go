@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -39,6 +41,12 @@ func serveCommand(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if dir := c.String("tls-self-signed"); dir != "" {
+		if _, err := fmt.Fprint(c.App.Writer, hostsTOML(filepath.Dir(cfg.TLS.CertFile), s.apiLn.Addr().String())); err != nil {
+			s.close()
+			return err
+		}
+	}
 	return s.Run(c.Context)
 }
 
@@ -51,6 +59,7 @@ type server struct {
 	apiLn   net.Listener
 	admin   *http.Server // nil when admin_listen is empty
 	adminLn net.Listener
+	certs   *certReloader // nil without TLS
 	ready   atomic.Bool
 }
 
@@ -77,8 +86,20 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	}
 	s.cache = c
 	s.api = newHTTPServer(api, log)
+	var tlsCfg *tls.Config
+	if cfg.TLS.Enabled() {
+		if s.certs, err = newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, log.With("component", "tls")); err != nil {
+			return nil, err
+		}
+		if tlsCfg, err = newTLSConfig(cfg.TLS, s.certs); err != nil {
+			return nil, err
+		}
+	}
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if tlsCfg != nil {
+		s.apiLn = tls.NewListener(s.apiLn, tlsCfg)
 	}
 	if cfg.AdminListen != "" {
 		s.admin = newHTTPServer(adminHandler(reg, &s.ready, &cacheAPI{
@@ -86,6 +107,9 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		}), log)
 		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("admin_listen: %w", err)
+		}
+		if tlsCfg != nil && cfg.TLS.Admin {
+			s.adminLn = tls.NewListener(s.adminLn, tlsCfg)
 		}
 	}
 	return s, nil
@@ -153,8 +177,12 @@ func (s *server) Run(ctx context.Context) error {
 	if s.admin != nil {
 		g.Go(func() error { return serveOn(s.admin, s.adminLn) })
 	}
+	if s.certs != nil {
+		hup := notifySIGHUP() // before ready: a SIGHUP must never find the default (exit)
+		g.Go(func() error { return s.certs.runOnSIGHUP(gctx, hup) })
+	}
 	s.ready.Store(true)
-	s.log.Info("cairn serving", "listen", s.apiLn.Addr().String(), "admin_listen", s.adminAddr(), "node_id", s.store.Node().NodeID, "version", version)
+	s.log.Info("cairn serving", "listen", s.apiLn.Addr().String(), "admin_listen", s.adminAddr(), "tls", s.certs != nil, "node_id", s.store.Node().NodeID, "version", version)
 	g.Go(func() error {
 		<-gctx.Done()
 		s.ready.Store(false)

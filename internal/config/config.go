@@ -18,6 +18,7 @@ type Config struct {
 	Cache       Cache      `yaml:"cache"`
 	Admin       Admin      `yaml:"admin,omitempty"`
 	Auth        Auth       `yaml:"auth"`
+	TLS         TLS        `yaml:"tls,omitempty"` // tls.go; absent: plain HTTP
 	Uploads     Uploads    `yaml:"uploads"`
 	Upstreams   []Upstream `yaml:"upstreams"`
 }

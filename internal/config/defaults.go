@@ -109,6 +109,9 @@ func (c *Config) ApplyDefaults() {
 	}
 	setDuration(&c.Cache.HeadTimeout, DefaultHeadTimeout)
 	setDuration(&c.Uploads.Expire, DefaultUploadExpire)
+	if c.TLS.CertFile != "" {
+		setString(&c.TLS.MinVersion, DefaultTLSMinVersion)
+	}
 	setDuration(&c.Cache.RequestTimeout, DefaultRequestTimeout)
 	setDuration(&c.Cache.BreakerCooldown, DefaultBreakerCooldown)
 	if c.Cache.EvictHigh == 0 {
