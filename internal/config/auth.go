@@ -44,6 +44,7 @@ func (c *Config) validateAuth(p *problems) {
 	for i, r := range a.Access {
 		r.validate(fmt.Sprintf("auth.access[%d]", i), names, p)
 	}
+	c.validateToken(p)
 }
 
 func (r AccessRule) validate(at string, names map[string]string, p *problems) {

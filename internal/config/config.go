@@ -48,6 +48,8 @@ type Auth struct {
 	// Access grants actions on repositories to users. It needs
 	// htpasswd_file.
 	Access []AccessRule `yaml:"access,omitempty"`
+	// Token enables Docker token auth (token.go). Absent: Basic only.
+	Token *Token `yaml:"token,omitempty"`
 }
 
 // AccessRule grants Actions on the repositories matching Repositories to

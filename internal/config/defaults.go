@@ -109,6 +109,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	setDuration(&c.Cache.HeadTimeout, DefaultHeadTimeout)
 	setDuration(&c.Uploads.Expire, DefaultUploadExpire)
+	c.Auth.Token.ApplyDefaults() // nil-safe: no auth.token, nothing to do
 	if c.TLS.CertFile != "" {
 		setString(&c.TLS.MinVersion, DefaultTLSMinVersion)
 	}
