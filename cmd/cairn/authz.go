@@ -2,41 +2,34 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
 	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/internal/config"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
+	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/registry"
 )
 
 // realm is the Basic realm cairn challenges with.
 const realm = "cairn"
 
-// apiAuth adapts the auth package (htpasswd users, access rules) to the
-// registry's Authorizer. Safe for concurrent use.
+// apiAuth adapts the auth package (htpasswd users, access rules, and
+// tokens when auth.token is set) to the registry's Authorizer, and serves
+// the token endpoint (token.go). Safe for concurrent use.
 type apiAuth struct {
 	users *auth.Authenticator // nil: no htpasswd_file, nobody can log in
 	rules *auth.Rules
+	token *tokenAuth // nil: no auth.token, Basic only
 }
 
 // newAPIAuth builds the authorizer from the auth: section (defaults
-// applied: anonymous is [pull] when absent).
-func newAPIAuth(a config.Auth) (*apiAuth, error) {
-	anon, err := auth.ParseActions(a.Anonymous)
-	if err != nil {
-		return nil, fmt.Errorf("auth.anonymous: %w", err)
-	}
-	rules := make([]auth.Rule, 0, len(a.Access))
-	for i, r := range a.Access {
-		acts, err := auth.ParseActions(r.Actions)
-		if err != nil {
-			return nil, fmt.Errorf("auth.access[%d].actions: %w", i, err)
-		}
-		rules = append(rules, auth.Rule{Users: r.Users, Repositories: r.Repositories, Actions: acts})
-	}
-	rs, err := auth.NewRules(anon, rules)
+// applied: anonymous is [pull] when absent). router is the API's: the
+// token endpoint canonicalises scope names with it.
+func newAPIAuth(a config.Auth, router *route.Router, log *slog.Logger) (*apiAuth, error) {
+	rs, err := newRules(a)
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +43,28 @@ func newAPIAuth(a config.Auth) (*apiAuth, error) {
 			return nil, err
 		}
 	}
+	if a.Token != nil {
+		if out.token, err = newTokenAuth(*a.Token, rs, router, log); err != nil {
+			return nil, err
+		}
+	}
 	return out, nil
+}
+
+func newRules(a config.Auth) (*auth.Rules, error) {
+	anon, err := auth.ParseActions(a.Anonymous)
+	if err != nil {
+		return nil, fmt.Errorf("auth.anonymous: %w", err)
+	}
+	rules := make([]auth.Rule, 0, len(a.Access))
+	for i, r := range a.Access {
+		acts, err := auth.ParseActions(r.Actions)
+		if err != nil {
+			return nil, fmt.Errorf("auth.access[%d].actions: %w", i, err)
+		}
+		rules = append(rules, auth.Rule{Users: r.Users, Repositories: r.Repositories, Actions: acts})
+	}
+	return auth.NewRules(anon, rules)
 }
 
 var actionOf = map[registry.Action]auth.Action{
@@ -60,70 +74,142 @@ var actionOf = map[registry.Action]auth.Action{
 	registry.ActionReplicate: auth.Replicate,
 }
 
+// identity is who a request's credentials name: user "" is anonymous;
+// grant is set when they were a token (and then bounds what user may do).
+type identity struct {
+	user  string
+	grant *auth.Grant
+}
+
 // Authorize implements registry.Authorizer. Credentials that are sent must
-// be right, whatever the action; the password is never logged or returned.
+// be right, whatever the action; the password or token is never logged or
+// returned. A token allows what it grants (the rules were applied when it
+// was issued); Basic credentials allow what the rules do.
 func (a *apiAuth) Authorize(r *http.Request, repo string, action registry.Action) (string, error) {
-	user, err := a.user(r)
+	act, ok := actionOf[action]
+	if !ok && repo != "" {
+		return "", fmt.Errorf("unknown action %v", action)
+	}
+	id, err := a.identify(r, repo, act)
 	if err != nil {
 		return "", err
 	}
 	if repo == "" {
-		// GET /v2/, the ping clients send first. With users configured,
-		// an anonymous ping is challenged even where anonymous pulls are
-		// allowed: that 401 is how a client (skopeo, podman, docker)
-		// learns to send its credentials at all. Anonymous clients go on
-		// without credentials, or with empty ones, and may still pull.
-		if user == "" && (a.users != nil || a.rules.Anonymous() == 0) {
-			return "", unauthorized(fmt.Errorf("credentials required: %w", ocierr.Unauthorized))
-		}
-		return user, nil
+		return a.ping(r, id)
 	}
-	act, ok := actionOf[action]
-	if !ok {
-		return "", fmt.Errorf("unknown action %v", action)
+	if id.grant != nil {
+		return a.authorizeToken(r, id, repo, act)
 	}
-	if a.rules.Allowed(user, repo, act) {
-		return user, nil
+	if a.rules.Allowed(id.user, repo, act) {
+		return id.user, nil
 	}
 	switch {
-	case user != "":
-		return "", fmt.Errorf("user %q may not %s %s: %w", user, act, repo, ocierr.Denied)
-	case a.users == nil:
-		return "", unauthorized(fmt.Errorf("%s on %s needs credentials, and this cairn node has no users (no auth.htpasswd_file): anonymous clients may only %s: %w",
+	case id.user != "":
+		return "", fmt.Errorf("user %q may not %s %s: %w", id.user, act, repo, ocierr.Denied)
+	case a.users == nil && a.token == nil:
+		return "", a.unauthorized(r, repo, act, fmt.Errorf("%s on %s needs credentials, and this cairn node has no users (no auth.htpasswd_file): anonymous clients may only %s: %w",
 			act, repo, a.rules.Anonymous(), ocierr.Unauthorized))
 	}
-	return "", unauthorized(fmt.Errorf("%s on %s needs credentials: %w", act, repo, ocierr.Unauthorized))
+	return "", a.unauthorized(r, repo, act, fmt.Errorf("%s on %s needs credentials: %w", act, repo, ocierr.Unauthorized))
 }
 
-// user checks the request's Basic credentials: "" without any, or with
-// empty ones (what a client challenged but without credentials sends,
-// e.g. skopeo --no-creds).
-func (a *apiAuth) user(r *http.Request) (string, error) {
+// ping answers GET /v2/, the request clients send first. With users
+// configured, an anonymous ping is challenged even where anonymous pulls
+// are allowed: that 401 is how a client (skopeo, podman, docker) learns to
+// send its credentials at all. Anonymous clients go on without
+// credentials, or with empty ones, and may still pull. With token auth,
+// every anonymous ping is challenged: it is how clients learn the realm,
+// where anonymous clients get their (pull) tokens too.
+func (a *apiAuth) ping(r *http.Request, id identity) (string, error) {
+	if id.user == "" && id.grant == nil && (a.users != nil || a.token != nil || a.rules.Anonymous() == 0) {
+		return "", a.unauthorized(r, "", 0, fmt.Errorf("credentials required: %w", ocierr.Unauthorized))
+	}
+	return id.user, nil
+}
+
+// authorizeToken checks a verified token's grant. A token without the
+// action gets a new challenge naming it, unless the rules would refuse the
+// token's user anyway: then a fresh token could not help, and it is
+// Denied.
+func (a *apiAuth) authorizeToken(r *http.Request, id identity, repo string, act auth.Action) (string, error) {
+	if id.grant.Allows(repo, act) {
+		return id.user, nil
+	}
+	if id.user != "" && !a.rules.Allowed(id.user, repo, act) {
+		return "", fmt.Errorf("user %q may not %s %s: %w", id.user, act, repo, ocierr.Denied)
+	}
+	return "", a.unauthorized(r, repo, act, fmt.Errorf("the token does not grant %s on %s: %w", act, repo, ocierr.Unauthorized))
+}
+
+// identify checks the request's credentials: a Bearer token when token
+// auth is on, or Basic credentials. No credentials, or empty Basic ones
+// (what a client challenged but without credentials sends, e.g. skopeo
+// --no-creds), are anonymous. Wrong credentials are challenged for act
+// on repo.
+func (a *apiAuth) identify(r *http.Request, repo string, act auth.Action) (identity, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" || isEmptyBasic(h) {
-		return "", nil
+		return identity{}, nil
 	}
+	if tok, ok := bearerToken(h); ok && a.token != nil {
+		g, err := a.token.verifier.Verify(tok)
+		if err != nil {
+			return identity{}, a.unauthorized(r, repo, act, fmt.Errorf("%w: %w", err, ocierr.Unauthorized))
+		}
+		return identity{user: g.Subject, grant: g}, nil
+	}
+	u, err := a.basicUser(h)
+	if err != nil {
+		return identity{}, a.unauthorized(r, repo, act, err)
+	}
+	return identity{user: u}, nil
+}
+
+// basicUser checks Basic credentials h (not empty ones) against the users.
+func (a *apiAuth) basicUser(h string) (string, error) {
 	u, p, ok := auth.ParseBasic(h)
 	if !ok {
-		return "", unauthorized(fmt.Errorf("malformed Basic credentials: %w", ocierr.Unauthorized))
+		return "", fmt.Errorf("malformed Basic credentials: %w", ocierr.Unauthorized)
 	}
 	if a.users == nil || !a.users.Check(u, p) {
-		return "", unauthorized(fmt.Errorf("wrong user name or password: %w", ocierr.Unauthorized))
+		return "", fmt.Errorf("wrong user name or password: %w", ocierr.Unauthorized)
 	}
 	return u, nil
 }
 
-// challenged is an Unauthorized error that asks for Basic credentials.
-type challenged struct{ error }
+// unauthorized makes err carry the challenge to answer with: Basic, or
+// with token auth a Bearer challenge naming what the request needed (act
+// on repo; nothing for "" and 0).
+func (a *apiAuth) unauthorized(r *http.Request, repo string, act auth.Action, err error) error {
+	if a.token == nil {
+		return challenged{err, auth.Challenge(realm)}
+	}
+	return challenged{err, a.token.challenge(r, repo, act)}
+}
+
+// challenged is an Unauthorized error with the WWW-Authenticate value to
+// send.
+type challenged struct {
+	error
+	challenge string
+}
 
 func (e challenged) Unwrap() error     { return e.error }
-func (e challenged) Challenge() string { return auth.Challenge(realm) }
-
-func unauthorized(err error) error { return challenged{err} }
+func (e challenged) Challenge() string { return e.challenge }
 
 // isEmptyBasic reports Basic credentials of an empty user and password
 // (base64 of ":").
 func isEmptyBasic(h string) bool {
 	scheme, cred, ok := strings.Cut(h, " ")
 	return ok && strings.EqualFold(scheme, "basic") && cred == "Og=="
+}
+
+// bearerToken returns the token of a Bearer Authorization value.
+func bearerToken(h string) (string, bool) {
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
 }

@@ -148,13 +148,16 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	if err != nil {
 		return nil, nil, err
 	}
-	authz, err := newAPIAuth(cfg.Auth)
+	authz, err := newAPIAuth(cfg.Auth, router, log.With("component", "token"))
 	if err != nil {
 		return nil, nil, err
 	}
 	h, err := registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg),
 		registry.WithAuthorizer(authz), registry.WithPusher(c), registry.WithDeletes(deletes))
-	return h, c, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return withTokenEndpoint(h, authz), c, nil
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {

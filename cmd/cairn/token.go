@@ -1,0 +1,216 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+
+	"github.com/cairn-mirror/cairn/auth"
+	"github.com/cairn-mirror/cairn/internal/config"
+	"github.com/cairn-mirror/cairn/internal/route"
+)
+
+// tokenPath is where the API listener serves Docker token auth's token
+// endpoint (the default realm).
+const tokenPath = "/token"
+
+// tokenAuth is auth.token wired: the issuer of /token, the verifier of
+// Bearer credentials, and what the challenges say. Safe for concurrent use.
+type tokenAuth struct {
+	issuer   *auth.Issuer
+	verifier *auth.Verifier
+	realm    string // "": this node's /token, as the client reached it
+	service  string
+	router   *route.Router
+	log      *slog.Logger
+}
+
+// newTokenAuth loads the signing key and builds the issuer (granting from
+// rules) and the verifier. t has its defaults applied.
+func newTokenAuth(t config.Token, rules *auth.Rules, router *route.Router, log *slog.Logger) (*tokenAuth, error) {
+	key, err := auth.LoadKey(t.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	opts := []auth.TokenOption{auth.WithService(t.Service)}
+	if t.Expiry > 0 {
+		opts = append(opts, auth.WithExpiry(t.Expiry.D()))
+	}
+	is, err := auth.NewIssuer(key, rules, opts...)
+	if err != nil {
+		return nil, err
+	}
+	v, err := auth.NewVerifier(key, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &tokenAuth{issuer: is, verifier: v, realm: t.Realm, service: t.Service, router: router, log: log}, nil
+}
+
+// realmFor is the configured realm, or the token endpoint at the scheme
+// and host the client used for r.
+func (t *tokenAuth) realmFor(r *http.Request) string {
+	if t.realm != "" {
+		return t.realm
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + tokenPath
+}
+
+// challenge is the Bearer challenge of a request that needs act on the
+// canonical repository repo (none for "" and 0). The scope names the
+// repository as the client sent it in the path, which it echoes back to
+// /token, when /token canonicalises that name to repo; else the
+// canonical name.
+func (t *tokenAuth) challenge(r *http.Request, repo string, act auth.Action) string {
+	b := auth.Bearer{Realm: t.realmFor(r), Service: t.service}
+	if repo != "" && act != 0 {
+		b.Scopes = []auth.Scope{{Name: t.scopeName(r, repo), Actions: auth.NewActions(act)}}
+	}
+	return b.String()
+}
+
+func (t *tokenAuth) scopeName(r *http.Request, repo string) string {
+	p, err := route.ParsePath(r.URL.Path)
+	if err != nil || p.Name == "" {
+		return repo
+	}
+	if got, err := t.router.Resolve(p.Name, ""); err == nil && got.Canonical() == repo {
+		return p.Name
+	}
+	return repo
+}
+
+// withTokenEndpoint serves the token endpoint at tokenPath beside api.
+// It does not go through a ServeMux: that would clean and redirect the
+// API's paths, which the registry parses itself.
+func withTokenEndpoint(api http.Handler, a *apiAuth) http.Handler {
+	if a.token == nil {
+		return api
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == tokenPath {
+			a.serveToken(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
+}
+
+// tokenError is a refused token request: the status and what to say.
+type tokenError struct {
+	status    int
+	challenge string // WWW-Authenticate of a 401
+	err       error
+}
+
+func (e *tokenError) Error() string { return e.err.Error() }
+
+// serveToken answers GET /token (Docker's token spec): the client's Basic
+// credentials (none, or empty ones: anonymous), the service it asks for
+// (this one, or none) and the scopes it wants, canonicalised through the
+// API's router. The token grants the asked actions the rules allow;
+// scopes naming no configured namespace are left out.
+func (a *apiAuth) serveToken(w http.ResponseWriter, r *http.Request) {
+	user, resp, err := a.issue(r)
+	if err != nil {
+		var te *tokenError
+		if !errors.As(err, &te) {
+			te = &tokenError{status: http.StatusInternalServerError, err: err}
+		}
+		a.token.log.Info("token refused", "user", user, "status", te.status, "remote", r.RemoteAddr, "err", te.err.Error())
+		if te.challenge != "" {
+			w.Header().Set("WWW-Authenticate", te.challenge)
+		}
+		writeTokenJSON(w, te.status, map[string]any{"errors": []map[string]string{{"code": tokenErrorCode(te.status), "message": te.err.Error()}}})
+		return
+	}
+	a.token.log.Info("token issued", "user", user, "remote", r.RemoteAddr)
+	writeTokenJSON(w, http.StatusOK, resp)
+}
+
+func tokenErrorCode(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "UNAUTHORIZED"
+	case http.StatusBadRequest:
+		return "INVALID_REQUEST"
+	case http.StatusMethodNotAllowed:
+		return "UNSUPPORTED"
+	}
+	return "UNKNOWN"
+}
+
+// issue authenticates and issues; errors are *tokenError but for the
+// issuer's own failures.
+func (a *apiAuth) issue(r *http.Request) (string, auth.TokenResponse, error) {
+	if r.Method != http.MethodGet {
+		return "", auth.TokenResponse{}, &tokenError{status: http.StatusMethodNotAllowed, err: fmt.Errorf("method %s, want GET", r.Method)}
+	}
+	user, err := a.tokenUser(r)
+	if err != nil {
+		return "", auth.TokenResponse{}, &tokenError{status: http.StatusUnauthorized, challenge: auth.Challenge(realm), err: err}
+	}
+	q := r.URL.Query()
+	if s := q.Get("service"); s != "" && s != a.token.service {
+		return user, auth.TokenResponse{}, &tokenError{status: http.StatusBadRequest, err: fmt.Errorf("service %.80q, want %q", s, a.token.service)}
+	}
+	scopes, err := auth.ParseScopeParams(q["scope"])
+	if err != nil {
+		return user, auth.TokenResponse{}, &tokenError{status: http.StatusBadRequest, err: err}
+	}
+	is, err := a.token.issuer.Issue(user, a.token.canonical(scopes))
+	if err != nil {
+		return user, auth.TokenResponse{}, &tokenError{status: http.StatusBadRequest, err: err}
+	}
+	return user, is.Response(), nil
+}
+
+// tokenUser checks the token request's Basic credentials: "" without any
+// or with empty ones.
+func (a *apiAuth) tokenUser(r *http.Request) (string, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" || isEmptyBasic(h) {
+		return "", nil
+	}
+	return a.basicUser(h)
+}
+
+// canonical maps the scopes' client names to canonical repository names
+// (library/alpine to docker.io/library/alpine), merging scopes that name
+// the same repository and dropping those no configured namespace holds.
+func (t *tokenAuth) canonical(scopes []auth.Scope) []auth.Scope {
+	out := make([]auth.Scope, 0, len(scopes))
+	at := map[string]int{}
+	for _, s := range scopes {
+		if route.ValidName(s.Name) != nil {
+			continue
+		}
+		repo, err := t.router.Resolve(s.Name, "")
+		if err != nil {
+			continue
+		}
+		name := repo.Canonical()
+		if i, ok := at[name]; ok {
+			out[i].Actions |= s.Actions
+			continue
+		}
+		at[name] = len(out)
+		out = append(out, auth.Scope{Name: name, Actions: s.Actions})
+	}
+	return out
+}
+
+func writeTokenJSON(w http.ResponseWriter, status int, v any) {
+	body, _ := json.Marshal(v) // plain structs and maps: never fails
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
