@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/internal/config"
@@ -23,6 +25,8 @@ type apiAuth struct {
 	users *auth.Authenticator // nil: no htpasswd_file, nobody can log in
 	rules *auth.Rules
 	token *tokenAuth // nil: no auth.token, Basic only
+	// logins limits failed Basic checks per client address and user.
+	logins *loginLimiter
 }
 
 // newAPIAuth builds the authorizer from the auth: section (defaults
@@ -33,7 +37,7 @@ func newAPIAuth(a config.Auth, router *route.Router, log *slog.Logger) (*apiAuth
 	if err != nil {
 		return nil, err
 	}
-	out := &apiAuth{rules: rs}
+	out := &apiAuth{rules: rs, logins: newLoginLimiter(loginFailures, loginWindow, loginLimiterSize, time.Now)}
 	if a.HtpasswdFile != "" {
 		h, err := auth.LoadHtpasswd(a.HtpasswdFile)
 		if err != nil {
@@ -144,12 +148,13 @@ func (a *apiAuth) authorizeToken(r *http.Request, id identity, repo string, act 
 // identify checks the request's credentials: a Bearer token when token
 // auth is on, or Basic credentials. No credentials, or empty Basic ones
 // (what a client challenged but without credentials sends, e.g. skopeo
-// --no-creds), are anonymous. Wrong credentials are challenged for act
-// on repo.
+// --no-creds), are the verified client certificate's user (mutual TLS),
+// or anonymous. Wrong credentials are challenged for act on repo; too
+// many wrong ones are refused (429) before they are checked.
 func (a *apiAuth) identify(r *http.Request, repo string, act auth.Action) (identity, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" || isEmptyBasic(h) {
-		return identity{}, nil
+		return identity{user: certUser(r)}, nil
 	}
 	if tok, ok := bearerToken(h); ok && a.token != nil {
 		g, err := a.token.verifier.Verify(tok)
@@ -158,23 +163,52 @@ func (a *apiAuth) identify(r *http.Request, repo string, act auth.Action) (ident
 		}
 		return identity{user: g.Subject, grant: g}, nil
 	}
-	u, err := a.basicUser(h)
+	u, err := a.basicUser(r, h)
+	var tooMany tooManyLogins
+	if errors.As(err, &tooMany) {
+		return identity{}, err
+	}
 	if err != nil {
 		return identity{}, a.unauthorized(r, repo, act, err)
 	}
 	return identity{user: u}, nil
 }
 
-// basicUser checks Basic credentials h (not empty ones) against the users.
-func (a *apiAuth) basicUser(h string) (string, error) {
+// basicUser checks r's Basic credentials h (not empty ones) against the
+// users, unless too many checks failed lately for r's client address or
+// for the user name: then the error is a tooManyLogins, and no password
+// is checked. Unknown users and wrong passwords count alike.
+func (a *apiAuth) basicUser(r *http.Request, h string) (string, error) {
 	u, p, ok := auth.ParseBasic(h)
 	if !ok {
 		return "", fmt.Errorf("malformed Basic credentials: %w", ocierr.Unauthorized)
 	}
+	keys := loginKeys(r, u)
+	if retry, ok := a.logins.begin(keys); !ok {
+		return "", tooManyLogins{retry}
+	}
 	if a.users == nil || !a.users.Check(u, p) {
 		return "", fmt.Errorf("wrong user name or password: %w", ocierr.Unauthorized)
 	}
+	a.logins.succeeded(keys)
 	return u, nil
+}
+
+// certUser is the user a request's verified client certificate names
+// (mutual TLS, tls.client_ca_file): the leaf's subject common name, or
+// its first DNS name when that is empty; "" without a verified chain.
+func certUser(r *http.Request) string {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	leaf := r.TLS.VerifiedChains[0][0]
+	if leaf.Subject.CommonName != "" {
+		return leaf.Subject.CommonName
+	}
+	if len(leaf.DNSNames) > 0 {
+		return leaf.DNSNames[0]
+	}
+	return ""
 }
 
 // unauthorized makes err carry the challenge to answer with: Basic, or

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/internal/config"
@@ -105,7 +107,8 @@ func withTokenEndpoint(api http.Handler, a *apiAuth) http.Handler {
 // tokenError is a refused token request: the status and what to say.
 type tokenError struct {
 	status    int
-	challenge string // WWW-Authenticate of a 401
+	challenge string        // WWW-Authenticate of a 401
+	retry     time.Duration // Retry-After of a 429
 	err       error
 }
 
@@ -127,6 +130,9 @@ func (a *apiAuth) serveToken(w http.ResponseWriter, r *http.Request) {
 		if te.challenge != "" {
 			w.Header().Set("WWW-Authenticate", te.challenge)
 		}
+		if te.retry > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(te.retry/time.Second)))
+		}
 		writeTokenJSON(w, te.status, map[string]any{"errors": []map[string]string{{"code": tokenErrorCode(te.status), "message": te.err.Error()}}})
 		return
 	}
@@ -142,6 +148,8 @@ func tokenErrorCode(status int) string {
 		return "INVALID_REQUEST"
 	case http.StatusMethodNotAllowed:
 		return "UNSUPPORTED"
+	case http.StatusTooManyRequests:
+		return "TOOMANYREQUESTS"
 	}
 	return "UNKNOWN"
 }
@@ -153,6 +161,10 @@ func (a *apiAuth) issue(r *http.Request) (string, auth.TokenResponse, error) {
 		return "", auth.TokenResponse{}, &tokenError{status: http.StatusMethodNotAllowed, err: fmt.Errorf("method %s, want GET", r.Method)}
 	}
 	user, err := a.tokenUser(r)
+	var tooMany tooManyLogins
+	if errors.As(err, &tooMany) {
+		return "", auth.TokenResponse{}, &tokenError{status: http.StatusTooManyRequests, retry: tooMany.RetryAfter(), err: err}
+	}
 	if err != nil {
 		return "", auth.TokenResponse{}, &tokenError{status: http.StatusUnauthorized, challenge: auth.Challenge(realm), err: err}
 	}
@@ -171,14 +183,15 @@ func (a *apiAuth) issue(r *http.Request) (string, auth.TokenResponse, error) {
 	return user, is.Response(), nil
 }
 
-// tokenUser checks the token request's Basic credentials: "" without any
-// or with empty ones.
+// tokenUser checks the token request's Basic credentials. Without any,
+// or with empty ones, the user is the verified client certificate's
+// (mutual TLS), or "".
 func (a *apiAuth) tokenUser(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" || isEmptyBasic(h) {
-		return "", nil
+		return certUser(r), nil
 	}
-	return a.basicUser(h)
+	return a.basicUser(r, h)
 }
 
 // canonical maps the scopes' client names to canonical repository names
