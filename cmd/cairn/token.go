@@ -66,26 +66,15 @@ func (t *tokenAuth) realmFor(r *http.Request) string {
 
 // challenge is the Bearer challenge of a request that needs act on the
 // canonical repository repo (none for "" and 0). The scope names the
-// repository as the client sent it in the path, which it echoes back to
-// /token, when /token canonicalises that name to repo; else the
-// canonical name.
+// canonical repository (docker.io/library/alpine), so that a token says
+// which namespace it covers; clients echo it to /token, which takes
+// canonical names as well as the short ones clients compute themselves.
 func (t *tokenAuth) challenge(r *http.Request, repo string, act auth.Action) string {
 	b := auth.Bearer{Realm: t.realmFor(r), Service: t.service}
 	if repo != "" && act != 0 {
-		b.Scopes = []auth.Scope{{Name: t.scopeName(r, repo), Actions: auth.NewActions(act)}}
+		b.Scopes = []auth.Scope{{Name: repo, Actions: auth.NewActions(act)}}
 	}
 	return b.String()
-}
-
-func (t *tokenAuth) scopeName(r *http.Request, repo string) string {
-	p, err := route.ParsePath(r.URL.Path)
-	if err != nil || p.Name == "" {
-		return repo
-	}
-	if got, err := t.router.Resolve(p.Name, ""); err == nil && got.Canonical() == repo {
-		return p.Name
-	}
-	return repo
 }
 
 // withTokenEndpoint serves the token endpoint at tokenPath beside api.

@@ -119,13 +119,14 @@ func TestTokenPushPullWithCrane(t *testing.T) {
 }
 
 // An anonymous client pulls docker.io's library/alpine by its short name:
-// the scope it echoes is canonicalised to docker.io/library/alpine.
+// the challenge names the canonical docker.io/library/alpine, and short
+// names asked at /token are canonicalised to it too.
 func TestTokenAnonymousPullCanonicalises(t *testing.T) {
 	f := newBearerFixture(t)
 	img := randomImage(t, 1024, 1)
 	f.docker.push(t, "library/alpine", "3", img)
 	resp, _ := send(t, "GET", f.node.url("/v2/library/alpine/manifests/3"), "alice:wrong", nil)
-	want := fmt.Sprintf(`Bearer realm="%s",service="cairn",scope="repository:library/alpine:pull"`, f.node.url("/token"))
+	want := fmt.Sprintf(`Bearer realm="%s",service="cairn",scope="repository:docker.io/library/alpine:pull"`, f.node.url("/token"))
 	if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want {
 		t.Errorf("wrong password: %d %q, want 401 %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
 	}
