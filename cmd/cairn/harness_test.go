@@ -208,7 +208,7 @@ func (s *syncBuffer) String() string {
 // testConfig writes a config file for the upstreams, with any extra
 // top-level sections, and loads it through the same path `cairn serve -c`
 // uses.
-func testConfig(t *testing.T, dataDir, docker, ghcr string, extra ...string) *config.Config {
+func testConfig(t testing.TB, dataDir, docker, ghcr string, extra ...string) *config.Config {
 	t.Helper()
 	yaml := fmt.Sprintf(`version: 1
 listen: "127.0.0.1:0"

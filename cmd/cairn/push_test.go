@@ -54,7 +54,7 @@ func newPushFixture(t *testing.T) *pushFixture {
 }
 
 // writeHtpasswd writes the pushUsers to an htpasswd file and returns its path.
-func writeHtpasswd(t *testing.T) string {
+func writeHtpasswd(t testing.TB) string {
 	t.Helper()
 	var lines []string
 	for _, u := range []string{"alice", "bob", "carol"} {
