@@ -366,9 +366,16 @@ func seedConformance(ctx context.Context, t *testing.T, u *upstream) *confFixtur
 // layers and a config naming the platform.
 func ociImage(t *testing.T, arch string) v1.Image {
 	t.Helper()
+	return randomOCIImage(t, arch, 2, 16<<10, nil)
+}
+
+// randomOCIImage is a linux/arch image in OCI media types with layers
+// random layers of size bytes each, and cmd (if any) in its config.
+func randomOCIImage(t *testing.T, arch string, layers int, size int64, cmd []string) v1.Image {
+	t.Helper()
 	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	for range 2 {
-		l, err := random.Layer(16<<10, types.OCILayer)
+	for range layers {
+		l, err := random.Layer(size, types.OCILayer)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -382,6 +389,7 @@ func ociImage(t *testing.T, arch string) v1.Image {
 	}
 	cf = cf.DeepCopy()
 	cf.OS, cf.Architecture = "linux", arch
+	cf.Config.Cmd = cmd
 	img, err = mutate.ConfigFile(img, cf)
 	if err != nil {
 		t.Fatal(err)

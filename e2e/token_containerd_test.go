@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"fmt"
-	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cairn-mirror/cairn/auth"
 )
@@ -27,47 +23,7 @@ func TestPullWithContainerdTokenAuthTLS(t *testing.T) {
 	}
 	rest := strings.Replace(pushConfig(t, "[]"), "\nupstreams:", "\n  token:\n    key_file: "+keyFile+"\nupstreams:", 1)
 
-	dir, dataDir, pki := t.TempDir(), t.TempDir(), filepath.Join(t.TempDir(), "pki")
-	node := withPortRetry(t, func() (*cairnNode, error) {
-		n := &cairnNode{
-			bin:    bin,
-			config: filepath.Join(dir, "cairn.yaml"),
-			addr:   fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-			admin:  fmt.Sprintf("127.0.0.1:%d", freePort(t)),
-		}
-		cfg := fmt.Sprintf("version: 1\nlisten: %q\nadmin_listen: %q\ndata_dir: %q\nlog: {level: info, format: json}\n",
-			n.addr, n.admin, dataDir) + rest
-		if err := os.WriteFile(n.config, []byte(cfg), 0o644); err != nil {
-			return nil, err
-		}
-		if out, err := run(t.Context(), bin, "check-config", "-c", n.config); err != nil {
-			return nil, fmt.Errorf("cairn check-config rejects the test's config: %w\n%s", err, out)
-		}
-		logPath := filepath.Join(dir, fmt.Sprintf("cairn-%d.log", time.Now().UnixNano()))
-		p, err := startProc("cairn", logPath, bin, "serve", "-c", n.config, "--tls-self-signed", pki)
-		if err != nil {
-			return nil, err
-		}
-		// The admin listener stays plain HTTP without tls.admin.
-		err = p.waitReady(startTimeout, func() error { return httpOK("http://" + n.admin + "/readyz") })
-		if err := readyErr(p, err); err != nil {
-			_ = p.stop()
-			return nil, err
-		}
-		n.proc = p
-		return n, nil
-	})
-	t.Cleanup(func() { _ = node.proc.stop() })
-
-	hosts := printedHosts.FindString(node.proc.log.String())
-	if hosts == "" {
-		t.Fatalf("no hosts.toml in cairn's output:\n%s", node.proc.log.tail(20))
-	}
-	if want := fmt.Sprintf(`[host."https://%s"]`, node.addr); !strings.Contains(hosts, want) {
-		t.Fatalf("printed hosts.toml:\n%s\nwant %s", hosts, want)
-	}
-	// A closed port as the server: a failing mirror must not be hidden.
-	hosts = regexp.MustCompile(`server = "[^"]*"`).ReplaceAllString(hosts, `server = "http://127.0.0.1:9"`)
+	node, hosts := startTLSCairn(t, bin, rest)
 
 	sk := newSkopeo(t)
 	src, img := ociLayout(t)
@@ -75,12 +31,7 @@ func TestPullWithContainerdTokenAuthTLS(t *testing.T) {
 	skopeoPush(t, sk, node, src, "docker://"+node.addr+"/"+pushedRef)
 
 	ctd := startContainerd(t)
-	if err := os.MkdirAll(filepath.Join(ctd.hosts, "registry.internal"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(ctd.hosts, "registry.internal", "hosts.toml"), []byte(hosts), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ctd.writeHostsFile(t, "registry.internal", hosts)
 
 	pull := func(extra ...string) (string, error) {
 		args := append([]string{"images", "pull", "--hosts-dir", ctd.hosts, "--snapshotter", ctd.snapshotter}, extra...)

@@ -104,15 +104,8 @@ func (s *Store) evictBatch(ds []string, skip func(string) bool, kept map[string]
 	var ferr error
 	for _, ev := range evs {
 		removed[ev.Digest] = true
-		s.forget(ev.Digest, ev.Size)
-		if ev.Tags > 0 {
-			s.tagRecs.purge() // tag records pointing at the manifest went with it
-		}
 		p, _ := parseDigest(ev.Digest)
-		if err := removeBlobFile(s, p); err != nil {
-			s.dirty.Store(true)
-			ferr = errors.Join(ferr, fmt.Errorf("%s: metadata removed, file kept: %w", ev.Digest, err))
-		}
+		ferr = errors.Join(ferr, s.removed(ev, p, removeBlobFile))
 	}
 	for _, d := range todo {
 		if !removed[d] {
@@ -247,15 +240,26 @@ func (s *Store) removeLocked(d string, keep func(*badger.Txn, string) bool,
 	if err != nil {
 		return Evicted{}, err
 	}
-	s.forget(d, ev.Size)
+	if err := s.removed(ev, p, dispose); err != nil {
+		return ev, fmt.Errorf("storage: %w", err)
+	}
+	return ev, nil
+}
+
+// removed finishes the removal of ev, whose metadata is gone: the
+// in-memory state, then the file (by dispose). A file that cannot be
+// disposed of stays without metadata, and the store is marked dirty so
+// that the next Open walks blobs/.
+func (s *Store) removed(ev Evicted, p parsedDigest, dispose func(*Store, parsedDigest) error) error {
+	s.forget(ev.Digest, ev.Size)
 	if ev.Tags > 0 {
 		s.tagRecs.purge() // tag records pointing at the manifest went with it
 	}
 	if err := dispose(s, p); err != nil {
 		s.dirty.Store(true)
-		return ev, fmt.Errorf("storage: %s: metadata removed, file kept: %w", d, err)
+		return fmt.Errorf("%s: metadata removed, file kept: %w", ev.Digest, err)
 	}
-	return ev, nil
+	return nil
 }
 
 // removeBlobFile unlinks a committed file; already gone is fine. The

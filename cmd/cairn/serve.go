@@ -128,7 +128,7 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 			return nil, nil, err
 		}
 		nss = append(nss, ns)
-		routes = append(routes, route.Namespace{Name: u.Name, Aliases: u.Aliases, LibraryPrefix: *u.LibraryPrefix, Default: u.Default, Mirror: u.Mirror()})
+		routes = append(routes, routeNamespace(u))
 	}
 	router, err := route.NewRouter(routes)
 	if err != nil {
@@ -259,4 +259,9 @@ func pinRules(cfg *config.Config) ([]route.PinRule, error) {
 		rules = append(rules, rule)
 	}
 	return rules, nil
+}
+
+// routeNamespace is how the API's router sees a configured namespace.
+func routeNamespace(u config.Upstream) route.Namespace {
+	return route.Namespace{Name: u.Name, Aliases: u.Aliases, LibraryPrefix: *u.LibraryPrefix, Default: u.Default, Mirror: u.Mirror()}
 }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/cairn-mirror/cairn/auth"
@@ -18,14 +17,7 @@ import (
 // htpasswd users (push_test.go) and auth.token, without a running node.
 func fuzzAuth(f *testing.F) (*apiAuth, *auth.Verifier) {
 	dir := f.TempDir()
-	keyFile := filepath.Join(dir, "token.key")
-	if err := auth.GenerateKeyFile(keyFile); err != nil {
-		f.Fatal(err)
-	}
-	key, err := auth.LoadKey(keyFile)
-	if err != nil {
-		f.Fatal(err)
-	}
+	keyFile, key := tokenKey(f)
 	section := fmt.Sprintf(`auth:
   htpasswd_file: %q
   token:
@@ -37,7 +29,7 @@ func fuzzAuth(f *testing.F) (*apiAuth, *auth.Verifier) {
 	cfg := testConfig(f, dir, "127.0.0.1:9", "127.0.0.1:9", section)
 	var routes []route.Namespace
 	for _, u := range cfg.Upstreams {
-		routes = append(routes, route.Namespace{Name: u.Name, Aliases: u.Aliases, LibraryPrefix: *u.LibraryPrefix, Default: u.Default, Mirror: u.Mirror()})
+		routes = append(routes, routeNamespace(u))
 	}
 	router, err := route.NewRouter(routes)
 	if err != nil {

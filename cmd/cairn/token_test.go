@@ -25,14 +25,7 @@ type bearerFixture struct {
 
 func newBearerFixture(t *testing.T) *bearerFixture {
 	t.Helper()
-	keyFile := filepath.Join(t.TempDir(), "token.key")
-	if err := auth.GenerateKeyFile(keyFile); err != nil {
-		t.Fatal(err)
-	}
-	key, err := auth.LoadKey(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	keyFile, key := tokenKey(t)
 	authSection := fmt.Sprintf(`auth:
   htpasswd_file: %q
   token:
@@ -269,4 +262,18 @@ func TestTokenEndpointAndBasic(t *testing.T) {
 	if resp, _ := send(t, "GET", f.node.url("/v2/"), "alice", nil); resp.StatusCode != 200 {
 		t.Errorf("alice's ping with Basic credentials: %d, want 200", resp.StatusCode)
 	}
+}
+
+// tokenKey writes a new Ed25519 token key file and returns its path and key.
+func tokenKey(t testing.TB) (string, *auth.Key) {
+	t.Helper()
+	keyFile := filepath.Join(t.TempDir(), "token.key")
+	if err := auth.GenerateKeyFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	key, err := auth.LoadKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyFile, key
 }
