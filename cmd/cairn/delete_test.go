@@ -5,15 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/cairn-mirror/cairn/internal/config"
 	"github.com/cairn-mirror/cairn/storage"
@@ -26,18 +22,7 @@ type deleteFixture struct{ *pushFixture }
 
 func newDeleteFixture(t *testing.T) deleteFixture {
 	t.Helper()
-	var lines []string
-	for _, u := range []string{"alice", "bob", "carol"} {
-		hash, err := bcrypt.GenerateFromPassword([]byte(pushUsers[u]), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines = append(lines, u+":"+string(hash))
-	}
-	htpasswd := filepath.Join(t.TempDir(), "htpasswd")
-	if err := os.WriteFile(htpasswd, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	htpasswd := writeHtpasswd(t)
 	f := &pushFixture{dataDir: t.TempDir(), docker: newUpstream(t)}
 	f.cfg = testConfig(t, f.dataDir, f.docker.host(), "127.0.0.1:9", fmt.Sprintf(`auth:
   htpasswd_file: %q
