@@ -26,6 +26,9 @@ const (
 	// fillChunk is the read size of a fill: large enough that per-read
 	// costs vanish next to hashing and disk writes.
 	fillChunk = 256 << 10
+	// releaseBeforeSync is the blob size from which readers get their
+	// last byte once the digest matches, before the commit's fsync.
+	releaseBeforeSync = 4 << 20
 	// maxResumes bounds how often a fill reopens a dropped or stalled
 	// source body with Range before it gives up.
 	maxResumes = 3
@@ -49,20 +52,24 @@ type fill struct {
 	size    int64           // -1 while unknown (and for ever if the source never says)
 	opened  bool            // the source answered: size is as known as it will be
 	written int64
-	done    bool
-	err     error // why it failed; nil with done means committed
-	wake    chan struct{}
+	// verified: every byte is written and matches the digest; readers may
+	// send their last byte while the commit makes the file durable.
+	verified bool
+	done     bool
+	err      error // why it failed; nil with done means committed
+	wake     chan struct{}
 }
 
 // fillState is a snapshot of a fill for a reader.
 type fillState struct {
-	w       *storage.Writer
-	size    int64
-	opened  bool
-	written int64
-	done    bool
-	err     error
-	changed <-chan struct{}
+	w        *storage.Writer
+	size     int64
+	opened   bool
+	written  int64
+	verified bool
+	done     bool
+	err      error
+	changed  <-chan struct{}
 }
 
 func newFill(repo route.Repo, dgst string, src Source, idle time.Duration) *fill {
@@ -72,7 +79,7 @@ func newFill(repo route.Repo, dgst string, src Source, idle time.Duration) *fill
 func (f *fill) state() fillState {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return fillState{w: f.w, size: f.size, opened: f.opened, written: f.written, done: f.done, err: f.err, changed: f.wake}
+	return fillState{w: f.w, size: f.size, opened: f.opened, written: f.written, verified: f.verified, done: f.done, err: f.err, changed: f.wake}
 }
 
 // update changes the state under the lock and wakes every waiting reader.
@@ -131,7 +138,15 @@ func (c *Cache) runFill(ctx context.Context, f *fill) {
 }
 
 func (c *Cache) commitFill(f *fill) (string, error) {
-	_, err := f.state().w.Commit(storage.KindUnknown, "")
+	w := f.state().w
+	// The bytes are right before they are durable: readers of a large blob
+	// need not wait for its fsync, which takes seconds for a GiB (a crash
+	// before it leaves only a temp file). A small blob's readers wait, so
+	// that a finished pull is a stored blob.
+	if w.Written() >= releaseBeforeSync && w.Verify() == nil {
+		f.update(func() { f.verified = true })
+	}
+	_, err := w.Commit(storage.KindUnknown, "")
 	switch {
 	case err == nil:
 		if ns, ok := c.nss[f.repo.Namespace]; ok {

@@ -100,9 +100,10 @@ type follower struct {
 func (r *follower) Size() int64 { return r.size }
 
 // WriteRange sends [off, off+n) as the fill writes it. The window's last
-// byte waits for the commit: a client never receives a bad blob whole, and
-// a failed fill ends its response short. The client leaving (a write error
-// or ctx) stops this reader, never the fill.
+// byte waits until the whole blob matches its digest (not for the fsync
+// after it): a client never receives a bad blob whole, and a failed fill
+// ends its response short. The client leaving (a write error or ctx)
+// stops this reader, never the fill.
 func (r *follower) WriteRange(ctx context.Context, w io.Writer, off, n int64) (int64, error) {
 	if r.gone {
 		return r.c.uncachedRead(ctx, r.f, r.size, nil, 0, w, off, off+n)
@@ -110,7 +111,9 @@ func (r *follower) WriteRange(ctx context.Context, w io.Writer, off, n int64) (i
 	end, pos := off+n, off
 	for pos < end || n == 0 {
 		st := r.f.state()
-		if errors.Is(st.err, errNoSpace) && n > 0 {
+		// Verified bytes are served from the open temp file whatever the
+		// commit does next.
+		if !st.verified && errors.Is(st.err, errNoSpace) && n > 0 {
 			// The disk stayed full: go on from pos alone, uncached. The
 			// temp file is closed as soon as its head is hashed, to give
 			// its space back.
@@ -118,11 +121,11 @@ func (r *follower) WriteRange(ctx context.Context, w io.Writer, off, n int64) (i
 			k, err := r.c.uncachedRead(ctx, r.f, r.size, r.file, st.written, w, pos, end)
 			return pos - off + k, err
 		}
-		if st.err != nil {
+		if !st.verified && st.err != nil {
 			return pos - off, st.err
 		}
 		limit := min(st.written, end-1)
-		if st.done {
+		if st.done || st.verified {
 			limit = end
 			if n == 0 {
 				break
@@ -144,6 +147,22 @@ func (r *follower) WriteRange(ctx context.Context, w io.Writer, off, n int64) (i
 	}
 	r.c.link(r.repo, r.f.digest)
 	return n, nil
+}
+
+// settled waits for the fill to end, its commit included, and returns
+// why it failed (nil: the blob is stored).
+func (r *follower) settled(ctx context.Context) error {
+	for {
+		st := r.f.state()
+		if st.done {
+			return st.err
+		}
+		select {
+		case <-st.changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (r *follower) copy(w io.Writer, from, to int64) (int64, error) {

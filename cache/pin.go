@@ -297,8 +297,14 @@ func (c *Cache) fetchBlob(ctx context.Context, repo route.Repo, dgst string) err
 		return err
 	}
 	defer b.Close()
-	_, err = b.WriteRange(ctx, io.Discard, 0, b.Size())
-	return err
+	if _, err := b.WriteRange(ctx, io.Discard, 0, b.Size()); err != nil {
+		return err
+	}
+	// A reader is done once the bytes match; the pin wants them stored.
+	if r, ok := b.(*follower); ok {
+		return r.settled(ctx)
+	}
+	return nil
 }
 
 // KeepPins applies the pin rules at start, fetching the images exact rules

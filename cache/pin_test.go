@@ -109,7 +109,14 @@ func mustDigestOf(t *testing.T, d interface{ Digest() (v1.Hash, error) }) string
 }
 
 func TestPinPlatformsLimitWhatIsFetched(t *testing.T) {
-	amd, arm := image(t), image(t)
+	// The pinned platform's layer is large enough (5 MiB) that its reader
+	// is released before the commit's fsync: the pin must still wait for
+	// the blob to be stored.
+	amd, err := random.Image(5<<20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arm := image(t)
 	idx := mutate.AppendManifests(empty.Index,
 		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
 		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64", Variant: "v8"}}})

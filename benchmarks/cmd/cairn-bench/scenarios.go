@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cairn-mirror/cairn/internal/procs"
@@ -416,7 +417,8 @@ func (e *env) coldFill(ctx context.Context, rep *report, _ map[int64]image) erro
 	hc := newLoadClient()
 	defer hc.CloseIdleConnections()
 	for run := range e.opts.runs {
-		ceiling, err := writeCeiling(filepath.Join(e.work, "ceiling"), size)
+		syscall.Sync() // what the last run wrote must not slow this one
+		ceiling, durable, err := writeCeiling(filepath.Join(e.work, "ceiling"), size)
 		if err != nil {
 			return err
 		}
@@ -431,12 +433,13 @@ func (e *env) coldFill(ctx context.Context, rep *report, _ map[int64]image) erro
 		if err := e.drop(ctx, repo, digest); err != nil {
 			return err
 		}
-		rep.Notes = append(rep.Notes, fmt.Sprintf("cold fill run %d: write + sha256 + fsync ceiling %.0f MB/s, direct upstream read %.0f MB/s", run+1, ceiling, direct))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("cold fill run %d: write + sha256 ceiling %.0f MB/s (%.0f MB/s with the fsync), direct upstream read %.0f MB/s", run+1, ceiling, durable, direct))
 		for _, s := range e.servers(run) {
 			digest, err := e.seedBlob(ctx, repo, size)
 			if err != nil {
 				return err
 			}
+			syscall.Sync()
 			m, err := startMeasure(s)
 			if err != nil {
 				return err
@@ -445,10 +448,13 @@ func (e *env) coldFill(ctx context.Context, rep *report, _ map[int64]image) erro
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
+			if err := e.settle(ctx, s, digest); err != nil {
+				return err
+			}
 			rep.add(sc, cse, "throughput to the client's last byte", "MB/s", true, target{kind: ratioMin, value: 2}, s.name, mbps)
 			rep.add(sc, cse, "throughput / direct upstream read", "ratio", true, target{}, s.name, mbps/direct)
 			if s == e.cairn {
-				rep.addCairn(sc, cse, "cairn / write+sha256+fsync ceiling", "ratio", true, target{kind: cairnMinV, value: 0.8}, mbps/ceiling)
+				rep.addCairn(sc, cse, "cairn / write+sha256 ceiling", "ratio", true, target{kind: cairnMinV, value: 0.8}, mbps/ceiling)
 			}
 			if err := e.addPeak(rep, sc, s, &m); err != nil {
 				return err
@@ -459,6 +465,30 @@ func (e *env) coldFill(ctx context.Context, rep *report, _ map[int64]image) erro
 		}
 	}
 	return nil
+}
+
+// settle waits until server s has stored digest, so that its work in the
+// background (the reference stores a blob with a GET of its own, after
+// the client's) is over before the next measurement.
+func (e *env) settle(ctx context.Context, s *server, digest string) error {
+	hex := strings.TrimPrefix(digest, "sha256:")
+	// Where each keeps a stored blob: a file renamed into place once whole.
+	path := filepath.Join(e.cairn.dataDir, "blobs", "sha256", hex[:2], hex)
+	if s == e.ref {
+		path = filepath.Join(e.ref.dataDir, "data", "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex, "data")
+	}
+	deadline := time.Now().Add(e.opts.clientTimeout)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%s: %s not stored %s after the client had it", s.name, digest, e.opts.clientTimeout)
 }
 
 // timedGET reads url once, whole (size bytes, or any when size < 0), and
@@ -477,14 +507,16 @@ func timedGET(ctx context.Context, hc *http.Client, url string, header http.Head
 }
 
 // writeCeiling writes size random bytes to path, hashing them on the way,
-// fsyncs and removes the file: MB/s, the most a fill on this disk can do.
-func writeCeiling(path string, size int64) (float64, error) {
+// then fsyncs and removes the file. It returns MB/s before the fsync (the
+// write + sha256 ceiling: the most a fill can feed its readers on this
+// machine) and with it (the most a durable commit can do).
+func writeCeiling(path string, size int64) (ceiling, durable float64, err error) {
 	buf := make([]byte, 256*kib)
 	rng := rand.NewChaCha8([32]byte{1})
 	_, _ = rng.Read(buf)
 	f, err := os.Create(path)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer os.Remove(path)
 	defer f.Close()
@@ -494,14 +526,15 @@ func writeCeiling(path string, size int64) (float64, error) {
 		chunk := buf[:min(int64(len(buf)), size-written)]
 		chunk[0]++ // no two chunks alike
 		if _, err := f.Write(chunk); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		h.Write(chunk)
 		written += int64(len(chunk))
 	}
-	if err := f.Sync(); err != nil {
-		return 0, err
-	}
 	_ = h.Sum(nil)
-	return float64(size) / 1e6 / time.Since(start).Seconds(), nil
+	ceiling = float64(size) / 1e6 / time.Since(start).Seconds()
+	if err := f.Sync(); err != nil {
+		return 0, 0, err
+	}
+	return ceiling, float64(size) / 1e6 / time.Since(start).Seconds(), nil
 }
