@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -99,6 +100,10 @@ type follower struct {
 
 func (r *follower) Size() int64 { return r.size }
 
+// followBurst is the most a reader of a fill sends before it lets the
+// other readers run.
+const followBurst = 1 << 20
+
 // WriteRange sends [off, off+n) as the fill writes it. The window's last
 // byte waits until the whole blob matches its digest (not for the fsync
 // after it): a client never receives a bad blob whole, and a failed fill
@@ -132,11 +137,15 @@ func (r *follower) WriteRange(ctx context.Context, w io.Writer, off, n int64) (i
 			}
 		}
 		if pos < limit {
-			k, err := r.copy(w, pos, limit)
+			// A burst at a time, then the other readers' turn: with a
+			// herd on one fill, the last reader's first byte must not wait
+			// behind the first readers' whole backlog.
+			k, err := r.copy(w, pos, min(limit, pos+followBurst))
 			pos += k
 			if err != nil {
 				return pos - off, err
 			}
+			runtime.Gosched()
 			continue
 		}
 		select {

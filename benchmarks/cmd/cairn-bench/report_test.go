@@ -130,7 +130,7 @@ func TestHerdLags(t *testing.T) {
 		{off: 3 * mib, n: mib, first: at(85)}, // 5 ms after the fill passed 3 MiB (at 80)
 		{off: 9 * mib, n: mib, first: at(99)}, // the fill never got there: not counted
 	}
-	full, ranged, ttfb := herdLags(clients, gets, start)
+	full, ranged, ttfb := herdLags(clients, gets, nil, start)
 	if full != 100 || ranged != 5 {
 		t.Errorf("lags full %v ranged %v, want 100 and 5", full, ranged)
 	}

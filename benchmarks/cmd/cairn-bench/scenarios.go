@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -293,6 +294,15 @@ func (e *env) herd(ctx context.Context, rep *report, _ map[int64]image) error {
 				}
 			}
 			hc := newLoadClient()
+			// Every client connected first: the figures are the fan-out's,
+			// not 64 handshakes racing the first byte.
+			if err := warmConns(ctx, hc, s.url()+"/v2/", n); err != nil {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			var watch *fillWatch
+			if s == e.cairn {
+				watch = watchFill(filepath.Join(s.dataDir, "tmp"), digest)
+			}
 			start := time.Now()
 			var wg sync.WaitGroup
 			for _, c := range clients {
@@ -302,12 +312,16 @@ func (e *env) herd(ctx context.Context, rep *report, _ map[int64]image) error {
 			total := time.Since(start)
 			hc.CloseIdleConnections()
 			gets := e.tap.blobGETs(digest)
+			var filled func(int64) time.Time
+			if watch != nil {
+				filled = watch.stop()
+			}
 			for _, c := range clients {
 				if c.err != nil {
 					return fmt.Errorf("%s: herd client at %d: %w", s.name, c.off, c.err)
 				}
 			}
-			fullLag, rangedLag, ttfb := herdLags(clients, gets, start)
+			fullLag, rangedLag, ttfb := herdLags(clients, gets, filled, start)
 			rep.add(sc, cse, "upstream GETs", "count", false, target{kind: cairnEq, value: 1, exact: true}, s.name, float64(len(gets)))
 			rep.add(sc, cse, "time to first byte, median client", "ms", false, target{}, s.name, ttfb[len(ttfb)/2])
 			rep.add(sc, cse, "time to first byte, slowest client", "ms", false, target{}, s.name, ttfb[len(ttfb)-1])
@@ -325,9 +339,13 @@ func (e *env) herd(ctx context.Context, rep *report, _ map[int64]image) error {
 	return nil
 }
 
-// herdLags are the worst lags of full and ranged readers behind the
-// upstream (in ms), and every client's time to first byte, sorted.
-func herdLags(clients []*herdClient, gets []*upstreamGET, start time.Time) (full, ranged float64, ttfb []float64) {
+// herdLags are the worst lags (in ms) of full readers behind the
+// upstream's first byte and of ranged readers behind the fill passing
+// their offset, and every client's time to first byte, sorted. filled
+// tells when the server's own fill passed an offset; without it (the
+// reference, which fills nothing its clients wait for) the upstream GETs
+// passing it stand in.
+func herdLags(clients []*herdClient, gets []*upstreamGET, filled func(int64) time.Time, start time.Time) (full, ranged float64, ttfb []float64) {
 	upFirst := func(off int64) time.Time {
 		var t time.Time
 		for _, g := range gets {
@@ -341,6 +359,9 @@ func herdLags(clients []*herdClient, gets []*upstreamGET, start time.Time) (full
 	for _, c := range clients {
 		ttfb = append(ttfb, ms(c.first.Sub(start)))
 		ref := upFirst(c.off)
+		if c.n >= 0 && filled != nil {
+			ref = filled(c.off)
+		}
 		if ref.IsZero() {
 			continue // no upstream GET reached it: nothing to lag behind
 		}
@@ -353,6 +374,87 @@ func herdLags(clients []*herdClient, gets []*upstreamGET, start time.Time) (full
 	}
 	slices.Sort(ttfb)
 	return full, ranged, ttfb
+}
+
+// warmConns opens n keep-alive connections to url's server, n requests at
+// once, and leaves them idle in hc.
+func warmConns(ctx context.Context, hc *http.Client, url string, n int) error {
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	var ready sync.WaitGroup
+	ready.Add(n)
+	for i := range n {
+		wg.Go(func() {
+			ready.Done()
+			ready.Wait() // all at once, so none reuses another's connection
+			var c atomic.Int64
+			_, errs[i] = get(ctx, hc, url, nil, make([]byte, 512), &c)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// fillWatch follows a cairn fill from outside: the size of its temp file
+// in the data dir's tmp/, polled every 2 ms.
+type fillWatch struct {
+	done  chan struct{}
+	marks chan []fillMark
+}
+
+// fillMark: at t the temp file had not yet passed size (the poll before
+// the one that saw it pass, so a lag measured from it is never flattered).
+type fillMark struct {
+	size int64
+	t    time.Time
+}
+
+func watchFill(tmpDir, digest string) *fillWatch {
+	w := &fillWatch{done: make(chan struct{}), marks: make(chan []fillMark, 1)}
+	prefix := strings.Replace(digest, ":", "-", 1)[:len("sha256-")+16] + "-"
+	go func() {
+		var marks []fillMark
+		var last int64 = -1
+		prev := time.Now()
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-w.done:
+				w.marks <- marks
+				return
+			case <-tick.C:
+			}
+			now := time.Now()
+			ents, _ := os.ReadDir(tmpDir)
+			for _, ent := range ents {
+				if !strings.HasPrefix(ent.Name(), prefix) {
+					continue
+				}
+				if info, err := ent.Info(); err == nil && info.Size() > last {
+					last = info.Size()
+					marks = append(marks, fillMark{size: last, t: prev})
+				}
+			}
+			prev = now
+		}
+	}()
+	return w
+}
+
+// stop ends the watch and returns when the fill passed an offset (zero if
+// it was never seen to).
+func (w *fillWatch) stop() func(off int64) time.Time {
+	close(w.done)
+	marks := <-w.marks
+	return func(off int64) time.Time {
+		for _, m := range marks {
+			if m.size > off {
+				return m.t
+			}
+		}
+		return time.Time{}
+	}
 }
 
 // fetch reads the client's window of the blob and times its first byte. A
