@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -74,6 +75,7 @@ type Cache struct {
 	pins         []route.PinRule
 	pinPlatforms []string
 	pressure     chan struct{} // wakes Run after a commit
+	evictShort   atomic.Bool   // the last eviction left usage over the high mark
 
 	stats    counters            // for Stats
 	flights  singleflight.Group  // coalesced manifest fetches, HEADs, confirmations

@@ -17,23 +17,32 @@ type Limit struct {
 // WithLimit sets the disk budget (default: none).
 func WithLimit(l Limit) Option { return func(c *Cache) { c.limit = l } }
 
-// flushEvery is how often batched access times reach badger; pinRetry how
+// evictRetry is the first wait before evicting again when blobs being
+// read kept usage over the mark; flushEvery is how often batched access times reach badger; pinRetry how
 // often pinned images that could not be fetched (upstream down) are tried.
 const (
+	evictRetry = time.Second
 	flushEvery = 30 * time.Second
 	pinRetry   = 5 * time.Minute
 )
 
 // Run keeps the disk budget and flushes access times until ctx ends. It is
-// woken after each commit that may have crossed the high mark.
+// woken after each commit that may have crossed the high mark, and again
+// after an eviction that blobs being read kept over the mark: after
+// evictRetry, doubling up to flushEvery while it stays short (pins alone
+// may hold usage over the mark).
 func (c *Cache) Run(ctx context.Context) error {
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	backoff := evictRetry
 	for {
 		select {
 		case <-ctx.Done():
 			return c.store.FlushAccess()
 		case <-c.pressure:
+		case <-retry.C:
 		case <-tick.C:
 			if err := c.store.FlushAccess(); err != nil {
 				c.log.Warn("flushing access times", "err", err)
@@ -41,6 +50,12 @@ func (c *Cache) Run(ctx context.Context) error {
 		}
 		if err := c.EnforceLimit(); err != nil {
 			c.log.Warn("eviction", "err", err)
+		}
+		if c.evictShort.Load() {
+			retry.Reset(backoff)
+			backoff = min(2*backoff, flushEvery)
+		} else {
+			backoff = evictRetry
 		}
 	}
 }
@@ -51,11 +66,17 @@ func (c *Cache) EnforceLimit() error {
 	if c.limit.Max <= 0 {
 		return nil
 	}
+	high := int64(float64(c.limit.Max) * c.limit.High)
 	used, _ := c.store.Usage()
-	if used <= int64(float64(c.limit.Max)*c.limit.High) {
+	if used <= high {
+		c.evictShort.Store(false)
 		return nil
 	}
 	_, err := c.evict(int64(float64(c.limit.Max)*c.limit.Low), "size")
+	// Blobs being read are skipped: when that left usage over the mark,
+	// Run tries again a little later.
+	used, _ = c.store.Usage()
+	c.evictShort.Store(used > high)
 	return err
 }
 

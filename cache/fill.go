@@ -250,7 +250,13 @@ func (c *Cache) attach(f *fill, body *upstream.Blob, timer *time.Timer) error {
 			return fmt.Errorf("fill %s: %w", f.digest, err)
 		}
 		f.update(func() { f.w, f.size, f.opened = w, body.Size, true })
-		c.link(f.repo, f.digest) // the source served it for this repository
+		// The source served it for this repository. The link's synced
+		// write runs beside the body's first bytes, not before them.
+		c.fills.Add(1)
+		go func() {
+			defer c.fills.Done()
+			c.link(f.repo, f.digest)
+		}()
 		return nil
 	}
 	switch body.Offset {

@@ -26,8 +26,13 @@ type linkRecord struct {
 	At  time.Time  `json:"at"`
 }
 
+// linkRefresh is how old a link's time may be before linking again
+// rewrites it.
+const linkRefresh = time.Minute
+
 // Link records that repository repo of namespace ns holds digest, learnt
-// as how. Linking again refreshes the time; a weaker source never replaces
+// as how. Linking again refreshes the time (at most once per linkRefresh);
+// a weaker source never replaces
 // a stronger one (pushed > confirmed > served). The blob itself need not be
 // stored yet.
 func (s *Store) Link(ns, repo, digest string, how LinkSource) error {
@@ -35,7 +40,14 @@ func (s *Store) Link(ns, repo, digest string, how LinkSource) error {
 		return err
 	}
 	key := linkKey(ns, repo, digest)
-	err := s.update(func(txn *badger.Txn) error {
+	// Most calls repeat a link made moments ago (every reader of a fill
+	// links its repository): a read, not a synced write, answers them.
+	var old linkRecord
+	err := s.db.View(func(txn *badger.Txn) error { return getJSON(txn, key, &old) })
+	if err == nil && linkRank[old.How] >= linkRank[how] && time.Since(old.At) < linkRefresh {
+		return nil
+	}
+	err = s.update(func(txn *badger.Txn) error {
 		var old linkRecord
 		if err := getJSON(txn, key, &old); err != nil && !isNotFound(err) {
 			return err
