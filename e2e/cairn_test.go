@@ -168,7 +168,7 @@ func (n *cairnNode) stop(t *testing.T) {
 		}
 	}
 	if err != nil {
-		t.Errorf("CAIRN BUG: cairn did not exit cleanly on SIGTERM: %v\n%s", err, n.proc.log.tail(30))
+		t.Errorf("CAIRN BUG: cairn did not exit cleanly on SIGTERM: %v\n%s", err, n.proc.log.Tail(30))
 	}
 }
 

@@ -699,7 +699,7 @@ func checkConformanceReferrers(t *testing.T, node *cairnNode, fx *confFixture) {
 		_ = resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %s, want 200 (an index built from the %s tag)\n%s\ncairn log:\n%s",
-				u, resp.Status, fx.fallback, body.String(), node.proc.log.tail(5))
+				u, resp.Status, fx.fallback, body.String(), node.proc.log.Tail(5))
 			continue
 		}
 		if ct := resp.Header.Get("Content-Type"); ct != string(types.OCIImageIndex) {

@@ -31,7 +31,7 @@ func pullAll(t *testing.T, ctd *containerd, node *cairnNode, fx *fixture, what s
 	want := map[string]string{multiRef: fx.indexHash.String(), plainRef: plain, ghcrRef: plain}
 	for _, ref := range pullRefs {
 		if err := ctd.pull(t, ref, want[ref]); err != nil {
-			t.Errorf("%s: %v\ncairn log:\n%s", what, err, node.proc.log.tail(20))
+			t.Errorf("%s: %v\ncairn log:\n%s", what, err, node.proc.log.Tail(20))
 		}
 	}
 	if t.Failed() {
@@ -89,7 +89,7 @@ func TestPullThrough(t *testing.T) {
 	for _, s := range steps {
 		if !t.Run(s.name, s.run) {
 			t.Logf("upstream docker.io requests:\n%s\nupstream ghcr.io requests:\n%s",
-				dockerHub.proc.log.tail(40), ghcr.proc.log.tail(40))
+				dockerHub.proc.log.Tail(40), ghcr.proc.log.Tail(40))
 			break
 		}
 	}
@@ -180,7 +180,7 @@ func checkSkopeo(t *testing.T, node *cairnNode, fx *fixture) {
 	skopeo := func(args ...string) string {
 		out, err := run(t.Context(), append([]string{"skopeo", "--policy", policy}, args...)...)
 		if err != nil {
-			t.Fatalf("%v\ncairn log:\n%s", err, node.proc.log.tail(20))
+			t.Fatalf("%v\ncairn log:\n%s", err, node.proc.log.Tail(20))
 		}
 		return out
 	}

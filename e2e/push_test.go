@@ -65,7 +65,7 @@ func TestPushWithSkopeo(t *testing.T) {
 			ctd := startContainerd(t)
 			writeHostedHosts(t, ctd, node.addr)
 			if err := ctd.pull(t, pushedRef, digest); err != nil {
-				t.Fatalf("%v\ncairn log:\n%s", err, node.proc.log.tail(30))
+				t.Fatalf("%v\ncairn log:\n%s", err, node.proc.log.Tail(30))
 			}
 		}},
 	}
@@ -98,7 +98,7 @@ func skopeoPush(t *testing.T, sk *skopeoCLI, node *cairnNode, src, dest string) 
 	t.Helper()
 	mark := node.proc.log.Len()
 	if _, err := sk.run(t, "copy", "--dest-tls-verify=false", "--dest-creds", "alice:"+pushUsers["alice"], src, dest); err != nil {
-		t.Fatalf("skopeo copy to cairn as alice: %v\ncairn log:\n%s", err, node.proc.log.tail(30))
+		t.Fatalf("skopeo copy to cairn as alice: %v\ncairn log:\n%s", err, node.proc.log.Tail(30))
 	}
 	if strings.Contains(node.proc.log.String()[mark:], pushUsers["alice"]) {
 		t.Error("cairn's log holds alice's password")
@@ -207,7 +207,7 @@ func checkPushedImage(t *testing.T, sk *skopeoCLI, node *cairnNode, img v1.Image
 	ref := "docker://" + node.addr + "/" + pushedRef
 	out, err := sk.run(t, "inspect", "--tls-verify=false", "--no-creds", ref)
 	if err != nil {
-		t.Fatalf("anonymous skopeo inspect: %v\ncairn log:\n%s", err, node.proc.log.tail(20))
+		t.Fatalf("anonymous skopeo inspect: %v\ncairn log:\n%s", err, node.proc.log.Tail(20))
 	}
 	var info struct{ Digest, Architecture string }
 	if err := json.Unmarshal([]byte(out), &info); err != nil {

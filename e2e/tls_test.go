@@ -28,10 +28,10 @@ func TestPullOverTLS(t *testing.T) {
 	ctd := startContainerd(t)
 	ctd.writeHostsFile(t, "docker.io", hosts)
 	if err := ctd.pull(t, plainRef, mustDigest(t, fx.plain.Digest).String()); err != nil {
-		t.Fatalf("pull over TLS: %v\ncairn log:\n%s", err, node.proc.log.tail(20))
+		t.Fatalf("pull over TLS: %v\ncairn log:\n%s", err, node.proc.log.Tail(20))
 	}
 	if len(node.blobGETs(0)) == 0 {
-		t.Errorf("containerd's pull fetched no blob through cairn:\n%s", node.proc.log.tail(20))
+		t.Errorf("containerd's pull fetched no blob through cairn:\n%s", node.proc.log.Tail(20))
 	}
 	node.stop(t)
 }
@@ -77,7 +77,7 @@ func startTLSCairn(t *testing.T, bin, rest string) (*cairnNode, string) {
 
 	hosts := printedHosts.FindString(node.proc.log.String())
 	if hosts == "" {
-		t.Fatalf("no hosts.toml in cairn's output:\n%s", node.proc.log.tail(20))
+		t.Fatalf("no hosts.toml in cairn's output:\n%s", node.proc.log.Tail(20))
 	}
 	if want := fmt.Sprintf(`[host."https://%s"]`, node.addr); !strings.Contains(hosts, want) {
 		t.Fatalf("printed hosts.toml:\n%s\nwant %s", hosts, want)

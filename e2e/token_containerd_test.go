@@ -53,7 +53,7 @@ func TestPullWithContainerdTokenAuthTLS(t *testing.T) {
 	// With alice's credentials: the token flow, complete and unpacked.
 	mark := node.proc.log.Len()
 	if out, err := pull("--user", "alice:"+pushUsers["alice"]); err != nil {
-		t.Fatalf("ctr pull as alice: %v\n%s\ncairn log:\n%s", err, out, node.proc.log.tail(30))
+		t.Fatalf("ctr pull as alice: %v\n%s\ncairn log:\n%s", err, out, node.proc.log.Tail(30))
 	}
 	out, err := ctd.ctr(t, "images", "check", "--snapshotter", ctd.snapshotter, "name=="+pushedRef)
 	if err != nil {
@@ -71,13 +71,13 @@ func TestPullWithContainerdTokenAuthTLS(t *testing.T) {
 	}
 	log := node.proc.log.String()[mark:]
 	if !strings.Contains(log, `"user":"alice"`) || !strings.Contains(log, "token issued") {
-		t.Errorf("no token was issued to alice for the pull: it did not go through the token flow\ncairn log:\n%s", node.proc.log.tail(30))
+		t.Errorf("no token was issued to alice for the pull: it did not go through the token flow\ncairn log:\n%s", node.proc.log.Tail(30))
 	}
 	if strings.Contains(node.proc.log.String(), pushUsers["alice"]) {
 		t.Error("cairn's log holds alice's password")
 	}
 	if len(node.blobGETs(mark)) == 0 {
-		t.Errorf("containerd's pull fetched no blob through cairn:\n%s", node.proc.log.tail(20))
+		t.Errorf("containerd's pull fetched no blob through cairn:\n%s", node.proc.log.Tail(20))
 	}
 	node.stop(t)
 }

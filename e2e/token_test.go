@@ -25,7 +25,7 @@ func TestPushWithSkopeoTokenAuth(t *testing.T) {
 	skopeoPush(t, sk, node, src, "docker://"+node.addr+"/"+pushedRef)
 	checkPushedImage(t, sk, node, img, mustDigest(t, img.Digest).String())
 	if !strings.Contains(node.proc.log.String(), `"user":"alice"`) || !strings.Contains(node.proc.log.String(), "token issued") {
-		t.Errorf("no token was issued to alice: the push did not go through the token flow\ncairn log:\n%s", node.proc.log.tail(30))
+		t.Errorf("no token was issued to alice: the push did not go through the token flow\ncairn log:\n%s", node.proc.log.Tail(30))
 	}
 	node.stop(t)
 }

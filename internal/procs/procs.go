@@ -22,11 +22,14 @@ import (
 const StopTimeout = 15 * time.Second
 
 // LogBuffer keeps a process's output in memory (to parse) and in a file (to
-// read after a failure). It is safe for concurrent use.
+// read after a failure). It is safe for concurrent use. One made by
+// StartQuiet keeps nothing in memory: the process writes the file itself,
+// and String reads it back.
 type LogBuffer struct {
 	mu   sync.Mutex
 	buf  bytes.Buffer
 	file *os.File
+	path string // set for a file the process writes itself
 }
 
 // NewLogBuffer creates (truncates) path.
@@ -48,6 +51,10 @@ func (l *LogBuffer) Write(p []byte) (int, error) {
 
 // String is everything written so far.
 func (l *LogBuffer) String() string {
+	if l.path != "" {
+		b, _ := os.ReadFile(l.path)
+		return string(b)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
@@ -58,14 +65,6 @@ func (l *LogBuffer) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Len()
-}
-
-// Reset drops what is held in memory (the file keeps it), for processes
-// whose logs would otherwise grow without bound during a load run.
-func (l *LogBuffer) Reset() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Reset()
 }
 
 // Tail is the last n lines, for error messages.
@@ -87,14 +86,28 @@ type Proc struct {
 	once sync.Once
 }
 
-// Start runs argv with stdout and stderr in logPath.
+// Start runs argv with stdout and stderr in logPath, and in memory.
 func Start(name, logPath string, argv ...string) (*Proc, error) {
+	return start(name, logPath, false, argv)
+}
+
+// StartQuiet is Start with the process writing logPath itself: its output
+// costs this process nothing (for servers under load in a benchmark).
+func StartQuiet(name, logPath string, argv ...string) (*Proc, error) {
+	return start(name, logPath, true, argv)
+}
+
+func start(name, logPath string, quiet bool, argv []string) (*Proc, error) {
 	log, err := NewLogBuffer(logPath)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = log, log
+	if quiet {
+		log.path = logPath
+		cmd.Stdout, cmd.Stderr = log.file, log.file
+	}
 	// A backstop when the parent dies without cleaning up: the kernel kills
 	// the child when the thread that started it exits.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

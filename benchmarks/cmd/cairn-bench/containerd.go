@@ -59,7 +59,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	if c.proc, err = procs.Start("containerd", filepath.Join(dir, "containerd.log"), "containerd", "--config", path); err != nil {
+	if c.proc, err = procs.StartQuiet("containerd", filepath.Join(dir, "containerd.log"), "containerd", "--config", path); err != nil {
 		return nil, err
 	}
 	err = c.proc.WaitReady(startTimeout, func() error {

@@ -141,7 +141,7 @@ func startRegistry(bin, dir, remoteURL string) (*procs.Proc, string, error) {
 		if err := os.WriteFile(cfg, []byte(yml), 0o644); err != nil {
 			return started{}, err
 		}
-		p, err := procs.Start(name+" (docker-registry)", filepath.Join(dir, "registry.log"), bin, "serve", cfg)
+		p, err := procs.StartQuiet(name+" (docker-registry)", filepath.Join(dir, "registry.log"), bin, "serve", cfg)
 		if err != nil {
 			return started{}, err
 		}
@@ -188,7 +188,7 @@ upstreams:
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			return nil, err
 		}
-		p, err := procs.Start("cairn", filepath.Join(dir, "cairn.log"), bin, "serve", "-c", path)
+		p, err := procs.StartQuiet("cairn", filepath.Join(dir, "cairn.log"), bin, "serve", "-c", path)
 		if err != nil {
 			return nil, err
 		}

@@ -203,36 +203,49 @@ func (r *report) markdown() string {
 		kind = "smoke pass: small blobs, one run; not a measurement"
 	}
 	fmt.Fprintf(&b, "## cairn side by side with distribution's proxy mode\n\n")
+	fmt.Fprintf(&b, "Reproduce with `make bench-harness` (or `go run ./benchmarks/cmd/cairn-bench`).\n")
 	fmt.Fprintf(&b, "%s, commit %s, %d CPUs, %s, reference %s; %s.\n", r.Date.UTC().Format("2006-01-02 15:04 MST"), r.Commit, r.CPUs, r.GoVer, r.Registry, kind)
 	fmt.Fprintf(&b, "Ratio is median(cairn) / median(reference); each figure is the median of the runs, with min-max in brackets.\n\n")
-	fmt.Fprintf(&b, "| scenario | case | figure | cairn / reference | cairn | reference | target | met |\n")
-	fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
-	for _, f := range r.figures {
-		dir := "higher is better"
-		if !f.Higher {
-			dir = "lower is better"
-		}
-		ratio := "-"
-		if rt := f.ratio(); !math.IsNaN(rt) {
-			ratio = fmt.Sprintf("%.2fx", rt)
-		}
-		met := ""
-		if f.target.kind != noTarget {
-			met = "yes"
-			if !f.met() {
-				met = "**no**"
+	for _, part := range []struct {
+		title    string
+		targeted bool
+	}{{"Against the targets", true}, {"All figures", false}} {
+		fmt.Fprintf(&b, "### %s\n\n", part.title)
+		fmt.Fprintf(&b, "| scenario | case | figure | cairn / reference | cairn | reference | target | met |\n")
+		fmt.Fprintf(&b, "|---|---|---|---|---|---|---|---|\n")
+		for _, f := range r.figures {
+			if part.targeted && f.target.kind == noTarget {
+				continue
 			}
+			b.WriteString(f.row())
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s (%s, %s) | %s | %s | %s | %s | %s |\n",
-			f.Scenario, f.Case, f.Name, f.Unit, dir, ratio, fmtStats(f.Values[nameCairn]), fmtStats(f.Values[nameRef]), f.target, met)
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintf(&b, "\n- %s", n)
-	}
-	if len(r.Notes) > 0 {
 		b.WriteString("\n")
 	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
 	return b.String()
+}
+
+// row is the figure's line in the Markdown tables.
+func (f *figure) row() string {
+	dir := "higher is better"
+	if !f.Higher {
+		dir = "lower is better"
+	}
+	ratio := "-"
+	if rt := f.ratio(); !math.IsNaN(rt) {
+		ratio = fmt.Sprintf("%.2fx", rt)
+	}
+	met := ""
+	if f.target.kind != noTarget {
+		met = "yes"
+		if !f.met() {
+			met = "**no**"
+		}
+	}
+	return fmt.Sprintf("| %s | %s | %s (%s, %s) | %s | %s | %s | %s | %s |\n",
+		f.Scenario, f.Case, f.Name, f.Unit, dir, ratio, fmtStats(f.Values[nameCairn]), fmtStats(f.Values[nameRef]), f.target, met)
 }
 
 func (r *report) json() []byte {

@@ -61,9 +61,6 @@ func (e *env) runAll(ctx context.Context) (*report, error) {
 			return rep, fmt.Errorf("scenario %s: %w", s.name, err)
 		}
 		logf("scenario %s done in %s", s.name, time.Since(t0).Round(time.Millisecond))
-		e.cairn.proc.Log.Reset()
-		e.ref.proc.Log.Reset()
-		e.upstream.Log.Reset()
 	}
 	logf("all scenarios in %s", time.Since(start).Round(time.Second))
 	return rep, nil
