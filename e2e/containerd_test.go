@@ -5,8 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/cairn-mirror/cairn/internal/procs"
 )
 
 // ctrNamespace keeps the test's images apart from anything else.
@@ -22,32 +23,21 @@ type containerd struct {
 }
 
 // startContainerd runs containerd with its root, state and socket in a
-// short temp dir under /tmp, without the CRI plugin.
+// short temp dir under /tmp, without the CRI plugin. $CAIRN_E2E_SNAPSHOTTER
+// picks the snapshotter; else overlayfs where an overlay mount works,
+// else native.
 func startContainerd(t *testing.T) *containerd {
 	t.Helper()
 	dir, err := os.MkdirTemp("/tmp", "ctd")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &containerd{dir: dir, sock: filepath.Join(dir, "c.sock"), hosts: filepath.Join(dir, "hosts")}
-	c.snapshotter = pickSnapshotter(t, dir)
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.sock, filepath.Join(dir, "opt"))
-	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c.proc, err = startProc("containerd", filepath.Join(dir, "containerd.log"), "containerd", "--config", cfgPath)
+	d, err := procs.StartContainerd(dir, os.Getenv("CAIRN_E2E_SNAPSHOTTER"), startTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := &containerd{dir: dir, sock: d.Sock, hosts: filepath.Join(dir, "hosts"), snapshotter: d.Snapshotter,
+		proc: &proc{Proc: d.Proc, log: d.Proc.Log}}
 	t.Cleanup(func() {
 		_ = c.proc.stop()
 		if t.Failed() {
@@ -56,41 +46,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		}
 		_ = os.RemoveAll(dir)
 	})
-	err = c.proc.waitReady(startTimeout, func() error {
-		_, err := run(t.Context(), "ctr", "--address", c.sock, "version")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("containerd in %s, snapshotter %s", dir, c.snapshotter)
 	return c
-}
-
-// pickSnapshotter returns $CAIRN_E2E_SNAPSHOTTER, else overlayfs when an
-// overlay mount works in dir (it does as root on ext4; some sandboxes
-// refuse it), else native, which only copies files.
-func pickSnapshotter(t *testing.T, dir string) string {
-	t.Helper()
-	if s := os.Getenv("CAIRN_E2E_SNAPSHOTTER"); s != "" {
-		return s
-	}
-	probe := filepath.Join(dir, "overlay-probe")
-	var opts []string
-	for _, d := range []string{"lower", "upper", "work", "merged"} {
-		if err := os.MkdirAll(filepath.Join(probe, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		opts = append(opts, d+"dir="+filepath.Join(probe, d))
-	}
-	defer func() { _ = os.RemoveAll(probe) }()
-	merged := filepath.Join(probe, "merged")
-	if err := syscall.Mount("overlay", merged, "overlay", 0, strings.Join(opts[:3], ",")); err != nil {
-		t.Logf("overlay mount refused here (%v): using the native snapshotter", err)
-		return "native"
-	}
-	_ = syscall.Unmount(merged, 0)
-	return "overlayfs"
 }
 
 // writeHosts points docker.io and ghcr.io at the mirror, with a closed port

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -26,9 +25,7 @@ const ctrTimeout = 5 * time.Minute
 
 // containerd is a private containerd daemon for the image scenario.
 type containerd struct {
-	dir, sock   string
-	snapshotter string
-	proc        *procs.Proc
+	*procs.Containerd
 }
 
 func startContainerd() (*containerd, error) {
@@ -45,62 +42,21 @@ func startContainerd() (*containerd, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &containerd{dir: dir, sock: filepath.Join(dir, "c.sock"), snapshotter: pickSnapshotter(dir)}
-	cfg := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[plugins."io.containerd.internal.v1.opt"]
-  path = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.sock, filepath.Join(dir, "opt"))
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		return nil, err
-	}
-	if c.proc, err = procs.StartQuiet("containerd", filepath.Join(dir, "containerd.log"), "containerd", "--config", path); err != nil {
-		return nil, err
-	}
-	err = c.proc.WaitReady(startTimeout, func() error {
-		_, err := procs.Run(context.Background(), ctrTimeout, "ctr", "--address", c.sock, "version")
-		return err
-	})
+	d, err := procs.StartContainerd(dir, "", startTimeout)
 	if err != nil {
-		c.close()
+		_ = os.RemoveAll(dir)
 		return nil, err
 	}
-	return c, nil
+	return &containerd{d}, nil
 }
 
 func (c *containerd) close() {
-	if c.proc != nil {
-		_ = c.proc.Stop()
-	}
-	_ = os.RemoveAll(c.dir)
-}
-
-// pickSnapshotter is overlayfs when an overlay mount works in dir, else
-// native (a copy per layer: slower, the same for both servers).
-func pickSnapshotter(dir string) string {
-	probe := filepath.Join(dir, "probe")
-	defer os.RemoveAll(probe)
-	var opts []string
-	for _, d := range []string{"lower", "upper", "work", "merged"} {
-		if err := os.MkdirAll(filepath.Join(probe, d), 0o755); err != nil {
-			return "native"
-		}
-		opts = append(opts, d+"dir="+filepath.Join(probe, d))
-	}
-	if err := syscall.Mount("overlay", filepath.Join(probe, "merged"), "overlay", 0, strings.Join(opts[:3], ",")); err != nil {
-		return "native"
-	}
-	_ = syscall.Unmount(filepath.Join(probe, "merged"), 0)
-	return "overlayfs"
+	_ = c.Proc.Stop()
+	_ = os.RemoveAll(c.Dir)
 }
 
 func (c *containerd) ctr(ctx context.Context, args ...string) (string, error) {
-	argv := append([]string{"ctr", "--address", c.sock, "--namespace", "bench"}, args...)
+	argv := append([]string{"ctr", "--address", c.Sock, "--namespace", "bench"}, args...)
 	return procs.Run(ctx, ctrTimeout, argv...)
 }
 
@@ -118,11 +74,11 @@ func hostsDir(work, mirror string) (string, error) {
 // pull pulls and unpacks ref and returns how long it took.
 func (c *containerd) pull(ctx context.Context, hosts, ref string) (time.Duration, error) {
 	start := time.Now()
-	if _, err := c.ctr(ctx, "images", "pull", "--hosts-dir", hosts, "--snapshotter", c.snapshotter, ref); err != nil {
+	if _, err := c.ctr(ctx, "images", "pull", "--hosts-dir", hosts, "--snapshotter", c.Snapshotter, ref); err != nil {
 		return 0, err
 	}
 	d := time.Since(start)
-	out, err := c.ctr(ctx, "images", "check", "--snapshotter", c.snapshotter, "name=="+ref)
+	out, err := c.ctr(ctx, "images", "check", "--snapshotter", c.Snapshotter, "name=="+ref)
 	if err != nil {
 		return 0, err
 	}
