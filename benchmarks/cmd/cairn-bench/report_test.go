@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +138,42 @@ func TestHerdLags(t *testing.T) {
 	}
 	if len(ttfb) != 4 || ttfb[0] != 55 || ttfb[3] != 150 {
 		t.Errorf("ttfb %v, want sorted 55 ... 150", ttfb)
+	}
+	// With the server's own fill watched, ranged readers are measured
+	// against it, full readers still
+	// against the upstream's first byte.
+	filled := func(off int64) time.Time { return at(int(off/mib)*10 + 60) }
+	full, ranged, _ = herdLags(clients, gets, filled, start)
+	if full != 100 || ranged != 0 {
+		t.Errorf("with the fill watched: lags full %v ranged %v, want 100 and 0 (the fill marks come after both ranged first bytes)", full, ranged)
+	}
+}
+
+func TestFillWatch(t *testing.T) {
+	dir := t.TempDir()
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	w := watchFill(dir, digest)
+	f, err := os.Create(filepath.Join(dir, "sha256-abababababababab-123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	other, _ := os.Create(filepath.Join(dir, "sha256-cdcdcdcdcdcdcdcd-1"))
+	other.Write(make([]byte, 5*mib)) // another blob's fill: ignored
+	other.Close()
+	before := time.Now()
+	if _, err := f.Write(make([]byte, 2*mib)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	passed := w.stop()
+	if got := passed(mib); got.IsZero() || got.After(time.Now()) {
+		t.Errorf("passed(1 MiB) = %v, want a time the watch saw", got)
+	} else if got.After(before.Add(50 * time.Millisecond)) {
+		t.Errorf("passed(1 MiB) = %v, long after the write at %v", got, before)
+	}
+	if got := passed(3 * mib); !got.IsZero() {
+		t.Errorf("passed(3 MiB) = %v, want zero: the file never got there (the other blob's did)", got)
 	}
 }
 
