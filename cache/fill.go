@@ -123,7 +123,9 @@ func (c *Cache) runFill(ctx context.Context, f *fill) {
 	} else if st := f.state(); st.w != nil {
 		st.w.Abort()
 	}
-	// Metrics first, so that a reader who sees the end sees it counted.
+	// Metrics first, so that a reader who sees the end sees it counted
+	// (the end: done. A large blob's readers may finish before it, once
+	// verified; see commitFill.)
 	c.metrics.fills.WithLabelValues(result).Inc()
 	if err == nil {
 		c.metrics.fillTime.Observe(time.Since(f.start).Seconds())

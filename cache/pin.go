@@ -302,7 +302,14 @@ func (c *Cache) fetchBlob(ctx context.Context, repo route.Repo, dgst string) err
 	}
 	// A reader is done once the bytes match; the pin wants them stored.
 	if r, ok := b.(*follower); ok {
-		return r.settled(ctx)
+		if err := r.settled(ctx); err != nil {
+			return err
+		}
+	}
+	// A read that went uncached (a full disk) stored nothing: the pin is
+	// not in place, and is tried again later.
+	if _, err := c.store.Stat(dgst); err != nil {
+		return fmt.Errorf("pin: %s read but not stored: %w", dgst, err)
 	}
 	return nil
 }

@@ -82,7 +82,15 @@ func TestHerdOneUpstreamGet(t *testing.T) {
 	if gets, _ := up.count(); gets != 1 {
 		t.Errorf("upstream blob GETs = %d, want exactly 1 for 64 clients", gets)
 	}
-	m := metricsOf(t, n)
+	// A blob this large reaches its readers once verified, before the
+	// commit's fsync: the fill may still be ending. Bounded: 10 s.
+	var m string
+	for i := 0; i < 200; i++ {
+		if m = metricsOf(t, n); strings.Contains(m, "cairn_cache_fills_in_flight 0") {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for _, want := range []string{`cairn_cache_fills_total{result="committed"} 1`, "cairn_cache_fills_in_flight 0"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
