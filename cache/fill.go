@@ -169,9 +169,9 @@ func (c *Cache) commitFill(f *fill) (string, error) {
 // pump copies the source into the temp file until the body ends, reopening
 // a dropped or stalled body with Range up to maxResumes times.
 func (c *Cache) pump(ctx context.Context, f *fill) (string, error) {
-	buf := make([]byte, fillChunk)
+	bufs := [2][]byte{make([]byte, fillChunk), make([]byte, fillChunk)}
 	for resumes := 0; ; resumes++ {
-		err := c.pumpBody(ctx, f, buf)
+		err := c.pumpBody(ctx, f, bufs)
 		if err == nil {
 			return "", nil
 		}
@@ -198,8 +198,10 @@ func isFinal(err error) bool {
 }
 
 // pumpBody opens the source at the fill's offset and copies one body. A
-// body that ends before the announced size is an error (to resume).
-func (c *Cache) pumpBody(ctx context.Context, f *fill, buf []byte) error {
+// body that ends before the announced size is an error (to resume). The
+// next read from the source runs while the last one is written and hashed:
+// two buffers, one goroutine reading, this one writing.
+func (c *Cache) pumpBody(ctx context.Context, f *fill, bufs [2][]byte) error {
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	timer := c.idleTimer(f.idle, cancel)
@@ -212,21 +214,67 @@ func (c *Cache) pumpBody(ctx context.Context, f *fill, buf []byte) error {
 	if err := c.attach(f, body, timer); err != nil {
 		return err
 	}
+	// At most two reads are ever out (one per buffer), so the reader
+	// never blocks sending one.
+	reads := make(chan pumpRead, len(bufs))
+	free := make(chan []byte, len(bufs))
+	for _, b := range bufs {
+		free <- b
+	}
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			var b []byte
+			select {
+			case b = <-free:
+			case <-bctx.Done():
+				return
+			}
+			timer.Reset(f.idle) // the idle clock runs only while waiting on the source
+			k, err := body.Body.Read(b)
+			timer.Stop()
+			reads <- pumpRead{b: b[:k], err: err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	// The reader must be gone before the buffers serve a resumed body.
+	defer func() {
+		cancel(nil)
+		body.Body.Close()
+		<-readerDone
+	}()
 	for {
-		timer.Reset(f.idle)
-		k, rerr := body.Body.Read(buf)
-		timer.Stop()
-		if err := c.append(f, buf[:k]); err != nil {
+		var r pumpRead
+		select {
+		case r = <-reads:
+		case <-readerDone:
+			select {
+			case r = <-reads:
+			default:
+				return fmt.Errorf("fill %s: source body at %d: %w: %w", f.digest, f.state().written, context.Cause(bctx), ocierr.Unavailable)
+			}
+		}
+		if err := c.append(f, r.b); err != nil {
 			return err
 		}
-		c.fetchedBytes(int64(k))
-		if errors.Is(rerr, io.EOF) {
+		c.fetchedBytes(int64(len(r.b)))
+		if errors.Is(r.err, io.EOF) {
 			return f.complete()
 		}
-		if rerr != nil {
-			return fmt.Errorf("fill %s: source body at %d: %w: %w", f.digest, f.state().written, rerr, ocierr.Unavailable)
+		if r.err != nil {
+			return fmt.Errorf("fill %s: source body at %d: %w: %w", f.digest, f.state().written, r.err, ocierr.Unavailable)
 		}
+		free <- r.b[:cap(r.b)]
 	}
+}
+
+// pumpRead is one read from a fill's source: its bytes and its error.
+type pumpRead struct {
+	b   []byte
+	err error
 }
 
 // attach makes a newly opened body continue the fill: the first body sets
