@@ -18,8 +18,9 @@ type Limit struct {
 func WithLimit(l Limit) Option { return func(c *Cache) { c.limit = l } }
 
 // evictRetry is the first wait before evicting again when blobs being
-// read kept usage over the mark; flushEvery is how often batched access times reach badger; pinRetry how
-// often pinned images that could not be fetched (upstream down) are tried.
+// read kept usage over the mark; flushEvery is how often batched access
+// times reach badger; pinRetry how often pinned images that could not be
+// fetched (upstream down) are tried.
 const (
 	evictRetry = time.Second
 	flushEvery = 30 * time.Second

@@ -1,7 +1,6 @@
 package storage
 
 import (
-	"encoding"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -71,46 +70,13 @@ func (w *Writer) Write(p []byte) (int, error) {
 	if err := w.s.roomFor(len(p)); err != nil {
 		return 0, fmt.Errorf("storage: write %s: %w", w.d, err)
 	}
-	n, err := w.writeHashing(p)
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
 	w.written.Add(int64(n))
 	if err != nil {
 		return n, fmt.Errorf("storage: write %s: %w", w.d, err)
 	}
 	return n, nil
-}
-
-// parallelHash is the write size from which the hash runs beside the
-// file write rather than after it: on two cores a fill then costs the
-// slower of the two, not their sum.
-const parallelHash = 64 << 10
-
-// writeHashing writes p to the file and hashes what was written.
-func (w *Writer) writeHashing(p []byte) (int, error) {
-	var before []byte
-	if m, ok := w.h.(encoding.BinaryMarshaler); ok && len(p) >= parallelHash {
-		before, _ = m.MarshalBinary()
-	}
-	if before == nil {
-		n, err := w.f.Write(p)
-		w.h.Write(p[:n])
-		return n, err
-	}
-	// Hash all of p while the file takes it; a short write (an error)
-	// puts the hash back as it was and hashes only what was written.
-	hashed := make(chan struct{})
-	go func() {
-		w.h.Write(p)
-		close(hashed)
-	}()
-	n, err := w.f.Write(p)
-	<-hashed
-	if n < len(p) {
-		if uerr := w.h.(encoding.BinaryUnmarshaler).UnmarshalBinary(before); uerr != nil {
-			return n, errors.Join(err, fmt.Errorf("restoring the hash after a short write: %w", uerr))
-		}
-		w.h.Write(p[:n])
-	}
-	return n, err
 }
 
 // ReadAt reads back bytes written so far, as io.ReaderAt does: reading at or

@@ -318,7 +318,7 @@ func TestOpenReaderSurvivesCommit(t *testing.T) {
 
 // A large write that the file takes only in part (a full tmpfs) leaves the
 // hash over exactly the bytes written, as the fill's retry after eviction
-// needs: the hash runs beside the write and is put back on a short one.
+// needs.
 func TestShortWriteHashesOnlyWhatWasWritten(t *testing.T) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("CI") == "true" {
@@ -336,7 +336,7 @@ func TestShortWriteHashesOnlyWhatWasWritten(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	p := make([]byte, 3<<20) // more than the tmpfs holds, and >= parallelHash
+	p := make([]byte, 3<<20) // more than the tmpfs holds
 	for i := range p {
 		p[i] = byte(i * 7)
 	}

@@ -197,7 +197,7 @@ func (e *env) containerdPulls(ctx context.Context, rep *report, _ map[int64]imag
 			rep.add(sc, cse, "warm pull", "s", false, target{}, s.name, warm.Seconds())
 			// The host's image: config and layers, one GET each.
 			rep.add(sc, cse, "upstream blob GETs, cold pull", "count", false, target{kind: cairnEq, value: float64(1 + e.opts.imageLayers), exact: true}, s.name, float64(gets))
-			if err := e.addPeak(rep, sc, s, &m); err != nil {
+			if err := addPeak(rep, sc, s, &m); err != nil {
 				return err
 			}
 		}

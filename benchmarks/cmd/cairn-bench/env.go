@@ -30,14 +30,15 @@ func (s *server) url() string { return "http://" + s.addr }
 
 // env is the upstream, the tap in front of it and the two servers.
 type env struct {
-	work     string
-	opts     options
-	upstream *procs.Proc
-	upAddr   string
-	tap      *tap
-	cairn    *server
-	ref      *server
-	client   *http.Client // the harness's own requests: seeding, deletes
+	work        string
+	registryBin string
+	opts        options
+	upstream    *procs.Proc
+	upAddr      string
+	tap         *tap
+	cairn       *server
+	ref         *server
+	client      *http.Client // the harness's own requests: seeding, deletes
 }
 
 func buildCairn(ctx context.Context, work string) (string, error) {
@@ -62,7 +63,7 @@ func startEnv(ctx context.Context, work, cairnBin, registryBin string, opts opti
 	if _, err := exec.LookPath(registryBin); err != nil {
 		return nil, fmt.Errorf("%s not found (apt-get install docker-registry): %w", registryBin, err)
 	}
-	e := &env{work: work, opts: opts, client: &http.Client{Transport: &http.Transport{
+	e := &env{work: work, registryBin: registryBin, opts: opts, client: &http.Client{Transport: &http.Transport{
 		MaxIdleConnsPerHost: 16, DisableCompression: true,
 	}}}
 	defer func() {
@@ -77,7 +78,7 @@ func startEnv(ctx context.Context, work, cairnBin, registryBin string, opts opti
 	if e.tap, err = startTap("http://" + e.upAddr); err != nil {
 		return nil, err
 	}
-	e.ref = &server{name: "reference", dataDir: filepath.Join(work, "reference")}
+	e.ref = &server{name: nameRef, dataDir: filepath.Join(work, "reference")}
 	e.ref.proc, e.ref.addr, err = startRegistry(registryBin, e.ref.dataDir, e.tap.url())
 	if err != nil {
 		return nil, err
@@ -159,7 +160,7 @@ func startCairn(bin, dir, upstreamURL string) (*server, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &server{name: "cairn", dataDir: filepath.Join(dir, "data"), token: "cairn-bench-admin"}
+	s := &server{name: nameCairn, dataDir: filepath.Join(dir, "data"), token: "cairn-bench-admin"}
 	tokenFile := filepath.Join(dir, "admin-token")
 	if err := os.WriteFile(tokenFile, []byte(s.token+"\n"), 0o600); err != nil {
 		return nil, err
@@ -242,7 +243,16 @@ func (e *env) drop(ctx context.Context, repo, digest string) error {
 	}
 	del(fmt.Sprintf("http://%s/v2/%s/blobs/%s", e.upAddr, repo, digest), "")
 	del(fmt.Sprintf("http://%s/api/v1/cache/blobs/%s", e.cairn.admin, digest), e.cairn.token)
-	hex := strings.TrimPrefix(digest, "sha256:")
-	errs = append(errs, os.RemoveAll(filepath.Join(e.ref.dataDir, "data", "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex)))
+	errs = append(errs, os.RemoveAll(filepath.Dir(e.ref.blobPath(digest))))
 	return errors.Join(errs...)
+}
+
+// blobPath is where server s keeps digest once stored: a file renamed
+// into place whole, in cairn's data dir or in distribution's storage.
+func (s *server) blobPath(digest string) string {
+	hex := strings.TrimPrefix(digest, "sha256:")
+	if s.name == nameRef {
+		return filepath.Join(s.dataDir, "data", "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex, "data")
+	}
+	return filepath.Join(s.dataDir, "blobs", "sha256", hex[:2], hex)
 }

@@ -126,15 +126,6 @@ func (f *figure) ratio() float64 {
 	return c / ref
 }
 
-// worst is cairn's worst run.
-func (f *figure) worst() float64 {
-	s := summarize(f.Values[nameCairn])
-	if f.Higher {
-		return s.Min
-	}
-	return s.Max
-}
-
 // met reports whether the figure reaches its target (true without one).
 func (f *figure) met() bool {
 	switch f.target.kind {

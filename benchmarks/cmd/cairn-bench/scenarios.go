@@ -28,11 +28,16 @@ func (e *env) runAll(ctx context.Context) (*report, error) {
 	rep := newReport()
 	rep.Date, rep.Runs, rep.Smoke, rep.CPUs, rep.GoVer = time.Now(), e.opts.runs, e.opts.smoke, runtime.NumCPU(), runtime.Version()
 	rep.Commit = gitCommit(ctx)
-	rep.Registry = registryVersion(ctx)
+	rep.Registry = registryVersion(ctx, e.registryBin)
 
 	start := time.Now()
 	images := map[int64]image{}
-	for _, size := range e.opts.seedSizes {
+	// Only the warm and manifest scenarios read the seeded images.
+	seedSizes := e.opts.seedSizes
+	if !e.opts.has("warm") && !e.opts.has("manifest") {
+		seedSizes = nil
+	}
+	for _, size := range seedSizes {
 		img, err := e.seedImage(ctx, "library/img-"+strings.ToLower(sizeName(size)), "v1", size)
 		if err != nil {
 			return nil, fmt.Errorf("seeding: %w", err)
@@ -78,10 +83,10 @@ func gitCommit(ctx context.Context) string {
 	return strings.TrimSpace(string(out))
 }
 
-func registryVersion(ctx context.Context) string {
-	out, err := exec.CommandContext(ctx, "docker-registry", "--version").Output()
+func registryVersion(ctx context.Context, bin string) string {
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
 	if err != nil {
-		return "docker-registry"
+		return bin
 	}
 	f := strings.Fields(string(out))
 	if len(f) >= 3 {
@@ -120,7 +125,7 @@ func (m *measure) peakMiB() (float64, error) {
 	return float64(peak) / mib, err
 }
 
-func (e *env) addPeak(rep *report, scenario string, s *server, m *measure) error {
+func addPeak(rep *report, scenario string, s *server, m *measure) error {
 	peak, err := m.peakMiB()
 	if err != nil {
 		return err
@@ -189,7 +194,7 @@ func (e *env) warmBlobs(ctx context.Context, rep *report, images map[int64]image
 					}
 				}
 			}
-			if err := e.addPeak(rep, sc, s, &m); err != nil {
+			if err := addPeak(rep, sc, s, &m); err != nil {
 				return err
 			}
 		}
@@ -246,7 +251,7 @@ func (e *env) manifests(ctx context.Context, rep *report, images map[int64]image
 					rep.add(sc, cse, "upstream requests per 1000", "count", false, target{}, s.name, 1000*float64(up)/float64(max(res.completed, 1)))
 				}
 			}
-			if err := e.addPeak(rep, sc, s, &m); err != nil {
+			if err := addPeak(rep, sc, s, &m); err != nil {
 				return err
 			}
 		}
@@ -256,11 +261,10 @@ func (e *env) manifests(ctx context.Context, rep *report, images map[int64]image
 
 // herdClient is one client of the thundering herd.
 type herdClient struct {
-	off, n      int64 // the window asked for; n < 0: the whole blob
-	first, done time.Time
-	read        int64
-	status      int
-	err         error
+	off, n int64 // the window asked for; n < 0: the whole blob
+	first  time.Time
+	read   int64
+	err    error
 }
 
 // Scenario 3: a cold blob asked for by many clients at once, a quarter of
@@ -335,7 +339,7 @@ func (e *env) herd(ctx context.Context, rep *report, _ map[int64]image) error {
 			add(sc, cse, "ranged readers: first byte after the fill passed the offset, worst", "ms", false, target{kind: cairnMax, value: 100}, s.name, rangedLag)
 			add(sc, cse, "total time", "s", false, target{}, s.name, total.Seconds())
 			if run >= 0 {
-				if err := e.addPeak(rep, sc, s, &m); err != nil {
+				if err := addPeak(rep, sc, s, &m); err != nil {
 					return err
 				}
 			}
@@ -490,7 +494,6 @@ func (c *herdClient) fetch(ctx context.Context, hc *http.Client, url string, siz
 		return
 	}
 	defer resp.Body.Close()
-	c.status = resp.StatusCode
 	skip := int64(0)
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && c.n >= 0:
@@ -518,11 +521,10 @@ func (c *herdClient) fetch(ctx context.Context, hc *http.Client, url string, siz
 	if c.read != skip+want {
 		c.err = fmt.Errorf("GET %s: %d bytes, want %d", url, c.read-skip, want)
 	}
-	c.done = time.Now()
 }
 
 // Scenario 4: one client, one cold blob, against a direct read from the
-// upstream and the write + sha256 + fsync ceiling of this disk.
+// upstream and the write + sha256 ceiling of this disk.
 func (e *env) coldFill(ctx context.Context, rep *report, _ map[int64]image) error {
 	const sc, repo = "4 cold fill", "library/cold"
 	size := e.opts.coldSize
@@ -569,7 +571,7 @@ func (e *env) coldFill(ctx context.Context, rep *report, _ map[int64]image) erro
 			if s == e.cairn {
 				rep.addCairn(sc, cse, "cairn / write+sha256 ceiling", "ratio", true, target{kind: cairnMinV, value: 0.8}, mbps/ceiling)
 			}
-			if err := e.addPeak(rep, sc, s, &m); err != nil {
+			if err := addPeak(rep, sc, s, &m); err != nil {
 				return err
 			}
 			if err := e.drop(ctx, repo, digest); err != nil {
@@ -584,12 +586,7 @@ func (e *env) coldFill(ctx context.Context, rep *report, _ map[int64]image) erro
 // background (the reference stores a blob with a GET of its own, after
 // the client's) is over before the next measurement.
 func (e *env) settle(ctx context.Context, s *server, digest string) error {
-	hex := strings.TrimPrefix(digest, "sha256:")
-	// Where each keeps a stored blob: a file renamed into place once whole.
-	path := filepath.Join(e.cairn.dataDir, "blobs", "sha256", hex[:2], hex)
-	if s == e.ref {
-		path = filepath.Join(e.ref.dataDir, "data", "docker", "registry", "v2", "blobs", "sha256", hex[:2], hex, "data")
-	}
+	path := s.blobPath(digest)
 	deadline := time.Now().Add(e.opts.clientTimeout)
 	for time.Now().Before(deadline) {
 		if _, err := os.Stat(path); err == nil {
@@ -616,7 +613,7 @@ func timedGET(ctx context.Context, hc *http.Client, url string, header http.Head
 	if size >= 0 && n != size {
 		return 0, fmt.Errorf("GET %s: %d bytes, want %d", url, n, size)
 	}
-	return float64(size) / 1e6 / time.Since(start).Seconds(), nil
+	return float64(n) / 1e6 / time.Since(start).Seconds(), nil
 }
 
 // writeCeiling writes size random bytes to path, hashing them on the way,

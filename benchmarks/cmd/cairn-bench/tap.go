@@ -63,7 +63,6 @@ func startTap(upstream string) (*tap, error) {
 			b := make([]byte, 256*kib)
 			return &b
 		}}},
-		ErrorLog: nil,
 	}
 	t.srv = &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = t.srv.Serve(l) }()
@@ -174,13 +173,6 @@ func (b *tapBody) Read(p []byte) (int, error) {
 		g.mu.Unlock()
 	}
 	return n, err
-}
-
-// firstByte is when the body's first byte came, or zero.
-func (g *upstreamGET) firstByte() time.Time {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.first
 }
 
 // passed is when the body reached blob offset off, to MiB resolution
