@@ -6,57 +6,88 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
+	"strconv"
 	"testing"
 	"time"
 )
 
-// BenchmarkServePath compares the two ways to send a committed file over a
+// BenchmarkServePath compares ways to send a committed file over a
 // loopback connection, side by side in one run: sendfile (net/http's
-// ReaderFrom path, taken for an *os.File) and the pooled buffered copy the
-// cache uses (an io.SectionReader through a 128 KiB buffer). One client, a
-// 64 MiB file.
+// ReaderFrom path, taken for an *os.File) and buffered copies that read
+// the file with pread and write each read whole, through 128 KiB buffers
+// (what fills' readers and short ranges use) and 2 MiB buffers (what long
+// warm reads borrow, cache/copybuf.go). One client reading in 256 KiB
+// steps, as the harness's clients do; a 64 MiB file.
 func BenchmarkServePath(b *testing.B) {
 	const size = 64 << 20
 	path := filepath.Join(b.TempDir(), "blob")
 	if err := os.WriteFile(path, randomBlob(b, size), 0o444); err != nil {
 		b.Fatal(err)
 	}
-	pool := sync.Pool{New: func() any { buf := make([]byte, 128<<10); return &buf }}
+	copyWith := func(bufSize int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			f, err := os.Open(path)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			defer f.Close()
+			buf := make([]byte, bufSize)
+			w.Header().Set("Content-Length", strconv.Itoa(size))
+			for off := int64(0); off < size; {
+				n, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+				if _, werr := w.Write(buf[:n]); werr != nil {
+					return
+				}
+				off += int64(n)
+				if err != nil && off < size {
+					return
+				}
+			}
+		}
+	}
 	paths := map[string]http.HandlerFunc{
 		"sendfile": func(w http.ResponseWriter, r *http.Request) {
-			f, _ := os.Open(path)
+			f, err := os.Open(path)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
 			defer f.Close()
 			http.ServeContent(w, r, "", time.Time{}, f)
 		},
-		"pooled_copy": func(w http.ResponseWriter, r *http.Request) {
-			f, _ := os.Open(path)
-			defer f.Close()
-			buf := pool.Get().(*[]byte)
-			defer pool.Put(buf)
-			w.Header().Set("Content-Length", "67108864")
-			io.CopyBuffer(writerOnly{w}, io.NewSectionReader(f, 0, size), *buf)
-		},
+		"copy_128KiB": copyWith(128 << 10),
+		"copy_2MiB":   copyWith(2 << 20),
 	}
-	for _, name := range []string{"sendfile", "pooled_copy"} {
+	for _, name := range []string{"sendfile", "copy_128KiB", "copy_2MiB"} {
 		b.Run(name, func(b *testing.B) {
 			srv := httptest.NewServer(paths[name])
 			defer srv.Close()
+			hc := &http.Client{Transport: &http.Transport{DisableCompression: true, ReadBufferSize: 64 << 10}}
+			defer hc.CloseIdleConnections()
+			buf := make([]byte, 256<<10)
 			b.SetBytes(size)
 			for b.Loop() {
-				resp, err := http.Get(srv.URL)
+				resp, err := hc.Get(srv.URL)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if n, _ := io.Copy(io.Discard, resp.Body); n != size {
-					b.Fatalf("got %d bytes", n)
+				var n int64
+				for {
+					k, err := resp.Body.Read(buf)
+					n += int64(k)
+					if err == io.EOF {
+						break
+					}
+					if err != nil {
+						b.Fatal(err)
+					}
 				}
 				resp.Body.Close()
+				if n != size {
+					b.Fatalf("got %d bytes", n)
+				}
 			}
 		})
 	}
 }
-
-// writerOnly hides the ResponseWriter's ReadFrom, as the registry's own
-// response wrapper does, so the copy really goes through the buffer.
-type writerOnly struct{ io.Writer }

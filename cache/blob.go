@@ -197,9 +197,7 @@ type fileBlob struct {
 func (b *fileBlob) Size() int64 { return b.size }
 
 func (b *fileBlob) WriteRange(_ context.Context, w io.Writer, off, n int64) (int64, error) {
-	buf := b.c.bufs.Get().(*[]byte)
-	defer b.c.bufs.Put(buf)
-	written, err := io.CopyBuffer(w, io.NewSectionReader(b.f, off, n), *buf)
+	written, err := b.c.bufs.copyRange(w, b.f, off, n)
 	b.served.Add(float64(written))
 	b.c.stats.served.Add(written)
 	return written, err

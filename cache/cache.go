@@ -60,7 +60,7 @@ type Cache struct {
 	metrics   *metrics
 	reg       prometheus.Registerer
 	fillBound time.Duration
-	bufs      sync.Pool // *[]byte of copyBuffer bytes, for serving files
+	bufs      *copyBuffers // for serving files
 
 	mu       sync.Mutex
 	inflight map[string]*fill // by digest: one fill per digest, process-wide
@@ -112,8 +112,9 @@ func WithFillBound(d time.Duration) Option { return func(c *Cache) { c.fillBound
 // manifestLRUSize is how many small manifests stay in memory; with
 // maxLRUManifest that is at most 64 MiB, and typically a few MiB.
 //
-// copyBuffer is the copy size for warm blobs: a pooled buffered copy beat
-// sendfile on loopback for single large streams (TESTING.md figures).
+// copyBuffer is the size of the pooled buffers that fills' readers and
+// short ranges copy through; long warm reads borrow bigger ones
+// (copybuf.go).
 const (
 	copyBuffer      = 128 << 10
 	manifestLRUSize = 1024
@@ -139,6 +140,7 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		cooldown:  30 * time.Second,
 
 		uploadExpiry: DefaultUploadExpiry,
+		bufs:         newCopyBuffers(),
 	}
 	for i := range nss {
 		ns := nss[i]
@@ -147,7 +149,6 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		}
 		c.nss[ns.Name] = &ns
 	}
-	c.bufs.New = func() any { b := make([]byte, copyBuffer); return &b }
 	c.manifests, _ = lru.New[string, oci.Manifest](manifestLRUSize) // errors only for size <= 0
 	c.referrers = newReferrersCache()
 	for _, o := range opts {

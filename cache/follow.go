@@ -175,9 +175,9 @@ func (r *follower) settled(ctx context.Context) error {
 }
 
 func (r *follower) copy(w io.Writer, from, to int64) (int64, error) {
-	buf := r.c.bufs.Get().(*[]byte)
-	defer r.c.bufs.Put(buf)
-	k, err := io.CopyBuffer(w, io.NewSectionReader(r.file, from, to-from), *buf)
+	buf, put := r.c.bufs.get(0)
+	defer put()
+	k, err := io.CopyBuffer(w, io.NewSectionReader(r.file, from, to-from), buf)
 	if k > 0 && !r.sent {
 		r.sent = true
 		r.c.metrics.ttfb.Observe(time.Since(r.start).Seconds())

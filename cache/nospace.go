@@ -81,8 +81,8 @@ func (c *Cache) uncachedRead(ctx context.Context, f *fill, size int64, prefix *o
 	}
 	c.log.Warn("disk full: reading a blob uncached from its source", "digest", f.digest, "from", at, "window_start", pos, "window_end", end)
 
-	buf := c.bufs.Get().(*[]byte)
-	defer c.bufs.Put(buf)
+	buf, put := c.bufs.get(0)
+	defer put()
 	sent := int64(0)
 	var last []byte // the window's last byte, held until the digest matches
 	// emit hashes the blob bytes p at offset at and sends what falls in
@@ -105,7 +105,7 @@ func (c *Cache) uncachedRead(ctx context.Context, f *fill, size int64, prefix *o
 		return nil
 	}
 	for resumes := 0; at < size; resumes++ {
-		err := c.uncachedBody(ctx, f, size, &at, *buf, emit)
+		err := c.uncachedBody(ctx, f, size, &at, buf, emit)
 		if err == nil {
 			break
 		}
