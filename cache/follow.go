@@ -101,8 +101,13 @@ type follower struct {
 func (r *follower) Size() int64 { return r.size }
 
 // followBurst is the most a reader of a fill sends before it lets the
-// other readers run.
-const followBurst = 1 << 20
+// other readers run. A reader's first burst is shorter, so that a herd's
+// last reader has its first bytes after the others' first bursts, not
+// after their backlogs.
+const (
+	followBurst = 1 << 20
+	firstBurst  = 64 << 10
+)
 
 // WriteRange sends [off, off+n) as the fill writes it. The window's last
 // byte waits until the whole blob matches its digest (not for the fsync
@@ -140,7 +145,11 @@ func (r *follower) WriteRange(ctx context.Context, w io.Writer, off, n int64) (i
 			// A burst at a time, then the other readers' turn: with a
 			// herd on one fill, the last reader's first byte must not wait
 			// behind the first readers' whole backlog.
-			k, err := r.copy(w, pos, min(limit, pos+followBurst))
+			burst := int64(followBurst)
+			if !r.sent {
+				burst = firstBurst
+			}
+			k, err := r.copy(w, pos, min(limit, pos+burst))
 			pos += k
 			if err != nil {
 				return pos - off, err
@@ -175,9 +184,7 @@ func (r *follower) settled(ctx context.Context) error {
 }
 
 func (r *follower) copy(w io.Writer, from, to int64) (int64, error) {
-	buf, put := r.c.bufs.get(0)
-	defer put()
-	k, err := io.CopyBuffer(w, io.NewSectionReader(r.file, from, to-from), buf)
+	k, err := r.c.bufs.copyRange(w, r.file, from, to-from)
 	if k > 0 && !r.sent {
 		r.sent = true
 		r.c.metrics.ttfb.Observe(time.Since(r.start).Seconds())

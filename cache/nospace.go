@@ -36,8 +36,8 @@ func isNoSpace(err error) bool {
 func (c *Cache) makeRoom(f *fill) {
 	st := f.state()
 	need := int64(4 * fillChunk)
-	if st.size > 0 {
-		need = max(need, st.size-st.written)
+	if st.size >= 0 {
+		need = st.size - st.written
 	}
 	used, _ := c.store.Usage()
 	if need > used {

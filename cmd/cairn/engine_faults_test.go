@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"crypto/rand"
 	"io"
 	"net/http"
@@ -94,6 +95,31 @@ func TestSkipUnderIdleTimer(t *testing.T) {
 	t.Logf("%d bytes, err %v, upstream GETs %d", len(body), err, gets())
 	if err != nil {
 		t.Errorf("fill failed although the source never went idle for 1s")
+	}
+}
+
+// A fill writes its source in chunks of at least 256 KiB, but the idle
+// clock restarts with every read: a source trickling 64 KiB every 300 ms
+// (one chunk takes 1.2 s) is live under a 1 s idle timeout.
+func TestTrickleSlowerThanAChunkIsNotIdle(t *testing.T) {
+	data := randBytes(t, 512<<10)
+	host, gets := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		for off := 0; off < len(data); off += 64 << 10 {
+			if _, err := w.Write(data[off : off+64<<10]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
+	n, _ := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
+	body, err := readBlob(n.url("/v2/library/x/blobs/" + digestOf(data)))
+	if err != nil || !bytes.Equal(body, data) {
+		t.Fatalf("%d of %d bytes, err %v: a source sending every 300 ms was taken for idle", len(body), len(data), err)
+	}
+	if g := gets(); g != 1 {
+		t.Errorf("%d upstream GETs, want 1: the fill was resumed as if idle", g)
 	}
 }
 
