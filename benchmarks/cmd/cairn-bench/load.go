@@ -22,6 +22,14 @@ func newLoadClient() *http.Client {
 	}}
 }
 
+// newArrivalClient is newLoadClient over connections that record when
+// each read's bytes reached this host (arrival.go).
+func newArrivalClient() *http.Client {
+	hc := newLoadClient()
+	hc.Transport.(*http.Transport).DialContext = dialArrival
+	return hc
+}
+
 // loadResult is what a bounded loop of GETs achieved.
 type loadResult struct {
 	elapsed   time.Duration

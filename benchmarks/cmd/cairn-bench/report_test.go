@@ -132,20 +132,27 @@ func TestHerdLags(t *testing.T) {
 		{off: 3 * mib, n: mib, first: at(85)}, // 5 ms after the fill passed 3 MiB (at 80)
 		{off: 9 * mib, n: mib, first: at(99)}, // the fill never got there: not counted
 	}
-	full, ranged, ttfb := herdLags(clients, gets, nil, start)
-	if full != 100 || ranged != 5 {
-		t.Errorf("lags full %v ranged %v, want 100 and 5", full, ranged)
+	h := herdLags(clients, gets, nil, start)
+	if h.full != 100 || h.ranged != 5 || h.fullRead != 100 || h.rangedRead != 5 || h.unknown != 3 {
+		t.Errorf("no arrivals known: %+v, want lags 100 and 5 by read time, 3 unknown", h)
 	}
-	if len(ttfb) != 4 || ttfb[0] != 55 || ttfb[3] != 150 {
-		t.Errorf("ttfb %v, want sorted 55 ... 150", ttfb)
+	if len(h.ttfb) != 4 || h.ttfb[0] != 55 || h.ttfb[3] != 150 {
+		t.Errorf("ttfb %v, want sorted 55 ... 150", h.ttfb)
 	}
 	// With the server's own fill watched, ranged readers are measured
-	// against it, full readers still
-	// against the upstream's first byte.
+	// against it, full readers still against the upstream's first byte.
 	filled := func(off int64) time.Time { return at(int(off/mib)*10 + 45) }
-	full, ranged, _ = herdLags(clients, gets, filled, start)
-	if full != 100 || ranged != 10 {
-		t.Errorf("with the fill watched: lags full %v ranged %v, want 100 and 10 (85 - 75: the fill, not the upstream)", full, ranged)
+	h = herdLags(clients, gets, filled, start)
+	if h.full != 100 || h.ranged != 10 {
+		t.Errorf("with the fill watched: lags full %v ranged %v, want 100 and 10 (85 - 75: the fill, not the upstream)", h.full, h.ranged)
+	}
+	// Known arrivals count, on both ends; the read times stay as info.
+	gets[0].arrived = at(45)
+	clients[1].arrived = at(60)
+	clients[2].arrived = at(78)
+	h = herdLags(clients, gets, filled, start)
+	if h.full != 15 || h.ranged != 3 || h.fullRead != 105 || h.rangedRead != 10 || h.unknown != 2 {
+		t.Errorf("with arrivals: %+v, want lags 15 (60 - 45) and 3 (78 - 75), by read 105 and 10, 2 unknown", h)
 	}
 }
 

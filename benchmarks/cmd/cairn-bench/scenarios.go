@@ -261,10 +261,11 @@ func (e *env) manifests(ctx context.Context, rep *report, images map[int64]image
 
 // herdClient is one client of the thundering herd.
 type herdClient struct {
-	off, n int64 // the window asked for; n < 0: the whole blob
-	first  time.Time
-	read   int64
-	err    error
+	off, n  int64     // the window asked for; n < 0: the whole blob
+	first   time.Time // when this client read its window's first byte
+	arrived time.Time // when that byte reached this host (zero: unknown)
+	read    int64
+	err     error
 }
 
 // Scenario 3: a cold blob asked for by many clients at once, a quarter of
@@ -303,7 +304,7 @@ func (e *env) herd(ctx context.Context, rep *report, _ map[int64]image) error {
 				}
 			}
 			syscall.Sync() // the seeding's writes must not slow the herd
-			hc := newLoadClient()
+			hc := newArrivalClient()
 			// Every client connected first: the figures are the fan-out's,
 			// not 64 handshakes racing the first byte.
 			if err := warmConns(ctx, hc, s.url()+"/v2/", n); err != nil {
@@ -331,12 +332,17 @@ func (e *env) herd(ctx context.Context, rep *report, _ map[int64]image) error {
 					return fmt.Errorf("%s: herd client at %d: %w", s.name, c.off, c.err)
 				}
 			}
-			fullLag, rangedLag, ttfb := herdLags(clients, gets, filled, start)
+			h := herdLags(clients, gets, filled, start)
+			if h.unknown > 0 && run >= 0 {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("herd run %d, %s: for %d of %d clients the arrival time was unknown; their read time counts", run+1, s.name, h.unknown, n))
+			}
 			add(sc, cse, "upstream GETs", "count", false, target{kind: cairnEq, value: 1, exact: true}, s.name, float64(len(gets)))
-			add(sc, cse, "time to first byte, median client", "ms", false, target{}, s.name, ttfb[len(ttfb)/2])
-			add(sc, cse, "time to first byte, slowest client", "ms", false, target{}, s.name, ttfb[len(ttfb)-1])
-			add(sc, cse, "full readers: first byte after upstream's, worst", "ms", false, target{kind: cairnMax, value: 100}, s.name, fullLag)
-			add(sc, cse, "ranged readers: first byte after the fill passed the offset, worst", "ms", false, target{kind: cairnMax, value: 100}, s.name, rangedLag)
+			add(sc, cse, "time to first byte, median client", "ms", false, target{}, s.name, h.ttfb[len(h.ttfb)/2])
+			add(sc, cse, "time to first byte, slowest client", "ms", false, target{}, s.name, h.ttfb[len(h.ttfb)-1])
+			add(sc, cse, "full readers: first byte at the client after upstream's, worst", "ms", false, target{kind: cairnMax, value: 100}, s.name, h.full)
+			add(sc, cse, "ranged readers: first byte at the client after the fill passed the offset, worst", "ms", false, target{kind: cairnMax, value: 100}, s.name, h.ranged)
+			add(sc, cse, "full readers: first byte read by the client after upstream's, worst", "ms", false, target{}, s.name, h.fullRead)
+			add(sc, cse, "ranged readers: first byte read by the client after the fill passed the offset, worst", "ms", false, target{}, s.name, h.rangedRead)
 			add(sc, cse, "total time", "s", false, target{}, s.name, total.Seconds())
 			if run >= 0 {
 				if err := addPeak(rep, sc, s, &m); err != nil {
@@ -354,13 +360,15 @@ func (e *env) herd(ctx context.Context, rep *report, _ map[int64]image) error {
 	return nil
 }
 
-// herdLags are the worst lags (in ms) of full readers behind the
-// upstream's first byte and of ranged readers behind the fill passing
-// their offset, and every client's time to first byte, sorted. filled
-// tells when the server's own fill passed an offset; without it (the
-// reference, which fills nothing its clients wait for) the upstream GETs
-// passing it stand in.
-func herdLags(clients []*herdClient, gets []*upstreamGET, filled func(int64) time.Time, start time.Time) (full, ranged float64, ttfb []float64) {
+// herdLags are the worst lags of full readers behind the upstream's first
+// byte and of ranged readers behind the fill passing their offset, in ms,
+// and every client's time to first byte, sorted. filled tells when the
+// server's own fill passed an offset; without it (the reference, which
+// fills nothing its clients wait for) the upstream GETs passing it stand
+// in. The lags count a byte as the client's when it reached the client's
+// socket (the kernel's receive time; the upstream's first byte likewise),
+// and, as info, when the client goroutine got to read it.
+func herdLags(clients []*herdClient, gets []*upstreamGET, filled func(int64) time.Time, start time.Time) (h herdFigures) {
 	upFirst := func(off int64) time.Time {
 		var t time.Time
 		for _, g := range gets {
@@ -372,7 +380,7 @@ func herdLags(clients []*herdClient, gets []*upstreamGET, filled func(int64) tim
 	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, c := range clients {
-		ttfb = append(ttfb, ms(c.first.Sub(start)))
+		h.ttfb = append(h.ttfb, ms(c.first.Sub(start)))
 		ref := upFirst(c.off)
 		if c.n >= 0 && filled != nil {
 			ref = filled(c.off)
@@ -380,15 +388,28 @@ func herdLags(clients []*herdClient, gets []*upstreamGET, filled func(int64) tim
 		if ref.IsZero() {
 			continue // no upstream GET reached it: nothing to lag behind
 		}
-		lag := ms(c.first.Sub(ref))
+		arrived := c.arrived
+		if arrived.IsZero() {
+			arrived = c.first
+			h.unknown++
+		}
+		lag, readLag := ms(arrived.Sub(ref)), ms(c.first.Sub(ref))
 		if c.n < 0 {
-			full = max(full, lag)
+			h.full, h.fullRead = max(h.full, lag), max(h.fullRead, readLag)
 		} else {
-			ranged = max(ranged, lag)
+			h.ranged, h.rangedRead = max(h.ranged, lag), max(h.rangedRead, readLag)
 		}
 	}
-	slices.Sort(ttfb)
-	return full, ranged, ttfb
+	slices.Sort(h.ttfb)
+	return h
+}
+
+// herdFigures is what herdLags finds.
+type herdFigures struct {
+	full, ranged         float64 // worst lags, by arrival at the client
+	fullRead, rangedRead float64 // worst lags, by the client's read
+	ttfb                 []float64
+	unknown              int // clients whose arrival was not known: read time used
 }
 
 // warmConns opens n keep-alive connections to url's server, n requests at
@@ -478,7 +499,8 @@ func (w *fillWatch) stop() func(off int64) time.Time {
 func (c *herdClient) fetch(ctx context.Context, hc *http.Client, url string, size int64, timeout time.Duration) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	var trace arrivalTrace
+	req, err := http.NewRequestWithContext(trace.context(ctx), http.MethodGet, url, nil)
 	if err != nil {
 		c.err = err
 		return
@@ -520,6 +542,10 @@ func (c *herdClient) fetch(ctx context.Context, hc *http.Client, url string, siz
 	}
 	if c.read != skip+want {
 		c.err = fmt.Errorf("GET %s: %d bytes, want %d", url, c.read-skip, want)
+		return
+	}
+	if c.read == resp.ContentLength { // the body read whole: its bytes' arrivals are known
+		c.arrived = trace.bodyByte(resp, skip)
 	}
 }
 

@@ -30,11 +30,14 @@ type tap struct {
 type upstreamGET struct {
 	digest string
 	start  int64 // the body's first offset (a ranged GET starts later)
+	trace  *arrivalTrace
+	resp   *http.Response
 
-	mu    sync.Mutex
-	first time.Time   // first body byte
-	marks []time.Time // marks[i]: the body passed start + (i+1) MiB
-	read  int64
+	mu      sync.Mutex
+	first   time.Time   // first body byte, as the tap read it
+	arrived time.Time   // first body byte, as it reached the tap (zero: unknown)
+	marks   []time.Time // marks[i]: the body passed start + (i+1) MiB
+	read    int64
 }
 
 var tapBlobPath = regexp.MustCompile(`^/v2/.+/blobs/(sha256:[0-9a-f]{64})$`)
@@ -51,6 +54,7 @@ func startTap(upstream string) (*tap, error) {
 	}
 	t.addr = l.Addr().String()
 	transport := &http.Transport{
+		DialContext:         dialArrival, // the upstream's first byte, timed as the herd clients' are
 		MaxIdleConnsPerHost: 256,
 		DisableCompression:  true,
 		WriteBufferSize:     256 * kib,
@@ -127,11 +131,15 @@ func (tt *tapTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	tt.t.mu.Lock()
 	tt.t.reqs[r.Method+" "+kind]++
 	tt.t.mu.Unlock()
+	trace := &arrivalTrace{}
+	if m != nil && r.Method == http.MethodGet {
+		r = r.WithContext(trace.context(r.Context()))
+	}
 	resp, err := tt.next.RoundTrip(r)
 	if err != nil || m == nil || r.Method != http.MethodGet || resp.StatusCode/100 != 2 {
 		return resp, err
 	}
-	g := &upstreamGET{digest: m[1], start: rangeStart(resp.Header.Get("Content-Range"))}
+	g := &upstreamGET{digest: m[1], start: rangeStart(resp.Header.Get("Content-Range")), trace: trace, resp: resp}
 	tt.t.mu.Lock()
 	tt.t.gets = append(tt.t.gets, g)
 	tt.t.mu.Unlock()
@@ -172,6 +180,13 @@ func (b *tapBody) Read(p []byte) (int, error) {
 		}
 		g.mu.Unlock()
 	}
+	if err == io.EOF {
+		// The body is read whole: when its first byte came is known.
+		at := b.g.trace.bodyByte(b.g.resp, 0)
+		b.g.mu.Lock()
+		b.g.arrived = at
+		b.g.mu.Unlock()
+	}
 	return n, err
 }
 
@@ -186,6 +201,9 @@ func (g *upstreamGET) passed(off int64) time.Time {
 	}
 	rel := off - g.start
 	if rel < mib {
+		if !g.arrived.IsZero() {
+			return g.arrived
+		}
 		return g.first
 	}
 	i := rel/mib - 1
