@@ -585,10 +585,30 @@ func (e *env) coldFill(ctx context.Context, rep *report, _ map[int64]image) erro
 			if err != nil {
 				return err
 			}
+			busy0, err := procs.MachineBusy()
+			if err != nil {
+				return err
+			}
 			mbps, err := timedGET(ctx, hc, blobURL(s, repo, digest), nil, size)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
+			busy1, err := procs.MachineBusy()
+			if err != nil {
+				return err
+			}
+			// The whole machine's CPU to the client's last byte (every
+			// process: upstream, tap, server, client): how close the
+			// fill is to what these cores can do at all.
+			busy := (busy1 - busy0).Seconds()
+			elapsed := float64(size) / 1e6 / mbps
+			own, err := m.cpuSince()
+			if err != nil {
+				return err
+			}
+			rep.add(sc, cse, "server CPU per GB delivered", "CPU-s/GB", false, target{}, s.name, own.Seconds()/(float64(size)/1e9))
+			rep.add(sc, cse, "machine CPU busy to the last byte", "cores", false, target{}, s.name, busy/elapsed)
+			rep.add(sc, cse, "machine CPU per GB delivered", "CPU-s/GB", false, target{}, s.name, busy/(float64(size)/1e9))
 			if err := e.settle(ctx, s, digest); err != nil {
 				return err
 			}
