@@ -174,7 +174,10 @@ func (c *Cache) commitFill(f *fill) (string, error) {
 // pump copies the source into the temp file until the body ends, reopening
 // a dropped or stalled body with Range up to maxResumes times.
 func (c *Cache) pump(ctx context.Context, f *fill) (string, error) {
-	bufs := [2][]byte{make([]byte, fillChunk), make([]byte, fillChunk)}
+	b0, b1 := fillBufs.Get().(*[]byte), fillBufs.Get().(*[]byte)
+	defer fillBufs.Put(b0) // pumpBody has stopped its reader when it returns
+	defer fillBufs.Put(b1)
+	bufs := [2][]byte{*b0, *b1}
 	for resumes := 0; ; resumes++ {
 		err := c.pumpBody(ctx, f, bufs)
 		if err == nil {
@@ -273,6 +276,9 @@ func (c *Cache) pumpBody(ctx context.Context, f *fill, bufs [2][]byte) error {
 		free <- r.b[:cap(r.b)]
 	}
 }
+
+// fillBufs holds fills' read buffers (two per fill), kept between fills.
+var fillBufs = sync.Pool{New: func() any { b := make([]byte, fillChunk); return &b }}
 
 // readChunk reads body into b until b holds at least least bytes, or the
 // body ends or fails. The idle clock runs only while a read waits on the

@@ -29,15 +29,16 @@ func isNoSpace(err error) bool {
 }
 
 // makeRoom evicts least-recently-used blobs after a write of f found the
-// disk full: enough for what the fill still has to write (four fill chunks
-// when the size is unknown), never a blob being filled or read. When less
-// is cached than that, evicting cannot make room and nothing is evicted:
+// disk full: enough for what the fill still has to write, and at least
+// four of its least chunks (which also covers badger eating into the
+// reserve), never a blob being filled or read. When less is cached than
+// that, evicting cannot make room and nothing is evicted:
 // one blob larger than the disk must not empty the cache.
 func (c *Cache) makeRoom(f *fill) {
 	st := f.state()
-	need := int64(4 * fillChunk)
-	if st.size >= 0 {
-		need = st.size - st.written
+	need := int64(4 * fillLeast)
+	if st.size > 0 {
+		need = max(need, st.size-st.written)
 	}
 	used, _ := c.store.Usage()
 	if need > used {

@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// arrivalConn is a TCP connection that keeps, for each read, when the
-// kernel received the read's first segment (SO_TIMESTAMPNS). The herd's
+// arrivalConn is a TCP connection that keeps, for each read, the kernel's
+// receive time of the data it returned (SO_TIMESTAMPNS). The herd's
 // first-byte figures use it: with 64 clients, a tap and both servers on
 // two cores, the moment a client goroutine gets to read a byte can trail
 // the byte's arrival by tens of milliseconds of the harness's own
@@ -30,7 +30,7 @@ type arrivalConn struct {
 }
 
 // arrival is one read: the connection offset of its first byte, its
-// length, and when the kernel received its first segment.
+// length, and the kernel's receive time for it (see at).
 type arrival struct {
 	off int64
 	n   int
@@ -98,11 +98,10 @@ func (c *arrivalConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// mark is the connection offset reached so far; it forgets earlier reads.
+// mark is the connection offset reached so far.
 func (c *arrivalConn) mark() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.reads = c.reads[:0]
 	return c.total
 }
 
@@ -113,11 +112,11 @@ func (c *arrivalConn) offset() int64 {
 	return c.total
 }
 
-// at is when the kernel received the segment that began the read holding
-// connection offset off, or zero if no read since the last mark did. A
-// read that began with earlier bytes (a response's header, say) gives
-// that earlier segment's time: HTTP servers, cairn and the reference
-// alike, write the header and the first body bytes back to back.
+// at is the kernel's receive time of the read that held connection
+// offset off, or zero if unknown. It is never earlier than the byte's
+// arrival, and may be later: a read's time is that of the last segment
+// it took, and segments waiting in the queue are merged under the later
+// one's time. A lag measured to it is never flattered.
 func (c *arrivalConn) at(off int64) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -149,9 +148,10 @@ func (t *arrivalTrace) context(ctx context.Context) context.Context {
 	}})
 }
 
-// bodyByte is when body byte k of resp (read whole, no bytes of any other
-// response after it on the connection) reached this host, or zero if
-// that cannot be told.
+// bodyByte is when body byte k of resp reached this host (see at), or
+// zero if that cannot be told. resp must have been read whole, and no
+// other response read on its connection since (the herd sends one request
+// per connection at a time, and none after).
 func (t *arrivalTrace) bodyByte(resp *http.Response, k int64) time.Time {
 	t.mu.Lock()
 	defer t.mu.Unlock()

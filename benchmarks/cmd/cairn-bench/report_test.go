@@ -133,8 +133,8 @@ func TestHerdLags(t *testing.T) {
 		{off: 9 * mib, n: mib, first: at(99)}, // the fill never got there: not counted
 	}
 	h := herdLags(clients, gets, nil, start)
-	if h.full != 100 || h.ranged != 5 || h.fullRead != 100 || h.rangedRead != 5 || h.unknown != 3 {
-		t.Errorf("no arrivals known: %+v, want lags 100 and 5 by read time, 3 unknown", h)
+	if h.full != 100 || h.ranged != 5 || h.fullRead != 100 || h.rangedRead != 5 || h.unknown != 0 {
+		t.Errorf("no GET time, no fill: %+v, want lags 100 and 5, all by read time", h)
 	}
 	if len(h.ttfb) != 4 || h.ttfb[0] != 55 || h.ttfb[3] != 150 {
 		t.Errorf("ttfb %v, want sorted 55 ... 150", h.ttfb)
@@ -146,13 +146,20 @@ func TestHerdLags(t *testing.T) {
 	if h.full != 100 || h.ranged != 10 {
 		t.Errorf("with the fill watched: lags full %v ranged %v, want 100 and 10 (85 - 75: the fill, not the upstream)", h.full, h.ranged)
 	}
-	// Known arrivals count, on both ends; the read times stay as info.
-	gets[0].arrived = at(45)
+	// Known arrivals count, from the tap's GET for full readers and from
+	// the fill for ranged ones; the read times stay as info.
+	gets[0].asked = at(40)
 	clients[1].arrived = at(60)
 	clients[2].arrived = at(78)
 	h = herdLags(clients, gets, filled, start)
-	if h.full != 15 || h.ranged != 3 || h.fullRead != 105 || h.rangedRead != 10 || h.unknown != 2 {
-		t.Errorf("with arrivals: %+v, want lags 15 (60 - 45) and 3 (78 - 75), by read 105 and 10, 2 unknown", h)
+	if h.full != 20 || h.ranged != 3 || h.fullRead != 100 || h.rangedRead != 10 || h.unknown != 2 {
+		t.Errorf("with arrivals: %+v, want lags 20 (60 - 40) and 3 (78 - 75), by read 100 and 10, 2 unknown", h)
+	}
+	// The reference's ranged readers lag behind the upstream passing their
+	// offset, a read time: their lag is by read time, whatever arrived.
+	h = herdLags(clients, gets, nil, start)
+	if h.ranged != 5 || h.rangedRead != 5 {
+		t.Errorf("without a fill: ranged lags %v and %v, want 5 (85 - 80, both reads)", h.ranged, h.rangedRead)
 	}
 }
 

@@ -339,9 +339,9 @@ func (e *env) herd(ctx context.Context, rep *report, _ map[int64]image) error {
 			add(sc, cse, "upstream GETs", "count", false, target{kind: cairnEq, value: 1, exact: true}, s.name, float64(len(gets)))
 			add(sc, cse, "time to first byte, median client", "ms", false, target{}, s.name, h.ttfb[len(h.ttfb)/2])
 			add(sc, cse, "time to first byte, slowest client", "ms", false, target{}, s.name, h.ttfb[len(h.ttfb)-1])
-			add(sc, cse, "full readers: first byte at the client after upstream's, worst", "ms", false, target{kind: cairnMax, value: 100}, s.name, h.full)
+			add(sc, cse, "full readers: first byte at the client after the upstream GET, worst", "ms", false, target{kind: cairnMax, value: 100}, s.name, h.full)
 			add(sc, cse, "ranged readers: first byte at the client after the fill passed the offset, worst", "ms", false, target{kind: cairnMax, value: 100}, s.name, h.ranged)
-			add(sc, cse, "full readers: first byte read by the client after upstream's, worst", "ms", false, target{}, s.name, h.fullRead)
+			add(sc, cse, "full readers: first byte read by the client after the tap read upstream's, worst", "ms", false, target{}, s.name, h.fullRead)
 			add(sc, cse, "ranged readers: first byte read by the client after the fill passed the offset, worst", "ms", false, target{}, s.name, h.rangedRead)
 			add(sc, cse, "total time", "s", false, target{}, s.name, total.Seconds())
 			if run >= 0 {
@@ -365,9 +365,16 @@ func (e *env) herd(ctx context.Context, rep *report, _ map[int64]image) error {
 // and every client's time to first byte, sorted. filled tells when the
 // server's own fill passed an offset; without it (the reference, which
 // fills nothing its clients wait for) the upstream GETs passing it stand
-// in. The lags count a byte as the client's when it reached the client's
-// socket (the kernel's receive time; the upstream's first byte likewise),
-// and, as info, when the client goroutine got to read it.
+// in.
+//
+// A client's byte counts when it reached the client's socket (arrival.go:
+// never earlier than the truth), measured from a time never later than
+// the truth: the tap sending the GET upstream for full readers, the poll
+// before the fill was seen past the offset for ranged ones. Lags by the
+// client goroutine's read, against the tap's read of the first byte, are
+// kept as info. Where the reference is itself a read time (the upstream
+// passing a later offset, for the reference's ranged readers), both use
+// the client's read.
 func herdLags(clients []*herdClient, gets []*upstreamGET, filled func(int64) time.Time, start time.Time) (h herdFigures) {
 	upFirst := func(off int64) time.Time {
 		var t time.Time
@@ -378,22 +385,35 @@ func herdLags(clients []*herdClient, gets []*upstreamGET, filled func(int64) tim
 		}
 		return t
 	}
+	var asked time.Time // the first GET from offset 0
+	for _, g := range gets {
+		if g.start == 0 && (asked.IsZero() || g.asked.Before(asked)) {
+			asked = g.asked
+		}
+	}
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 	for _, c := range clients {
 		h.ttfb = append(h.ttfb, ms(c.first.Sub(start)))
-		ref := upFirst(c.off)
-		if c.n >= 0 && filled != nil {
-			ref = filled(c.off)
+		readRef, ref := upFirst(c.off), time.Time{}
+		switch {
+		case c.n >= 0 && filled != nil:
+			readRef = filled(c.off)
+			ref = readRef
+		case c.n < 0:
+			ref = asked
 		}
-		if ref.IsZero() {
+		if readRef.IsZero() {
 			continue // no upstream GET reached it: nothing to lag behind
 		}
-		arrived := c.arrived
-		if arrived.IsZero() {
-			arrived = c.first
-			h.unknown++
+		lag, readLag := ms(c.first.Sub(readRef)), ms(c.first.Sub(readRef))
+		if !ref.IsZero() {
+			if c.arrived.IsZero() {
+				h.unknown++
+				lag = ms(c.first.Sub(ref))
+			} else {
+				lag = ms(c.arrived.Sub(ref))
+			}
 		}
-		lag, readLag := ms(arrived.Sub(ref)), ms(c.first.Sub(ref))
 		if c.n < 0 {
 			h.full, h.fullRead = max(h.full, lag), max(h.fullRead, readLag)
 		} else {
@@ -409,7 +429,7 @@ type herdFigures struct {
 	full, ranged         float64 // worst lags, by arrival at the client
 	fullRead, rangedRead float64 // worst lags, by the client's read
 	ttfb                 []float64
-	unknown              int // clients whose arrival was not known: read time used
+	unknown              int // clients whose arrival was not known: their read time used
 }
 
 // warmConns opens n keep-alive connections to url's server, n requests at

@@ -29,15 +29,13 @@ type tap struct {
 // upstreamGET is one blob GET the upstream answered.
 type upstreamGET struct {
 	digest string
-	start  int64 // the body's first offset (a ranged GET starts later)
-	trace  *arrivalTrace
-	resp   *http.Response
+	start  int64     // the body's first offset (a ranged GET starts later)
+	asked  time.Time // when the tap sent it upstream: before any of its bytes came
 
-	mu      sync.Mutex
-	first   time.Time   // first body byte, as the tap read it
-	arrived time.Time   // first body byte, as it reached the tap (zero: unknown)
-	marks   []time.Time // marks[i]: the body passed start + (i+1) MiB
-	read    int64
+	mu    sync.Mutex
+	first time.Time   // first body byte, as the tap read it
+	marks []time.Time // marks[i]: the body passed start + (i+1) MiB
+	read  int64
 }
 
 var tapBlobPath = regexp.MustCompile(`^/v2/.+/blobs/(sha256:[0-9a-f]{64})$`)
@@ -54,7 +52,6 @@ func startTap(upstream string) (*tap, error) {
 	}
 	t.addr = l.Addr().String()
 	transport := &http.Transport{
-		DialContext:         dialArrival, // the upstream's first byte, timed as the herd clients' are
 		MaxIdleConnsPerHost: 256,
 		DisableCompression:  true,
 		WriteBufferSize:     256 * kib,
@@ -131,15 +128,12 @@ func (tt *tapTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	tt.t.mu.Lock()
 	tt.t.reqs[r.Method+" "+kind]++
 	tt.t.mu.Unlock()
-	trace := &arrivalTrace{}
-	if m != nil && r.Method == http.MethodGet {
-		r = r.WithContext(trace.context(r.Context()))
-	}
+	asked := time.Now()
 	resp, err := tt.next.RoundTrip(r)
 	if err != nil || m == nil || r.Method != http.MethodGet || resp.StatusCode/100 != 2 {
 		return resp, err
 	}
-	g := &upstreamGET{digest: m[1], start: rangeStart(resp.Header.Get("Content-Range")), trace: trace, resp: resp}
+	g := &upstreamGET{digest: m[1], start: rangeStart(resp.Header.Get("Content-Range")), asked: asked}
 	tt.t.mu.Lock()
 	tt.t.gets = append(tt.t.gets, g)
 	tt.t.mu.Unlock()
@@ -180,13 +174,6 @@ func (b *tapBody) Read(p []byte) (int, error) {
 		}
 		g.mu.Unlock()
 	}
-	if err == io.EOF {
-		// The body is read whole: when its first byte came is known.
-		at := b.g.trace.bodyByte(b.g.resp, 0)
-		b.g.mu.Lock()
-		b.g.arrived = at
-		b.g.mu.Unlock()
-	}
 	return n, err
 }
 
@@ -201,9 +188,6 @@ func (g *upstreamGET) passed(off int64) time.Time {
 	}
 	rel := off - g.start
 	if rel < mib {
-		if !g.arrived.IsZero() {
-			return g.arrived
-		}
 		return g.first
 	}
 	i := rel/mib - 1
