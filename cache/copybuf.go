@@ -6,8 +6,9 @@ import (
 )
 
 // Warm blobs go to the client in large writes: on loopback, one stream
-// sent in 2 MiB writes ran about 1.5x faster than in 128 KiB writes or by
-// sendfile(2) (benchmarks/results). Large buffers cost memory, so at most
+// sent in 2 MiB writes ran 1.2-1.8x faster than in 128 KiB writes, and
+// faster still than by sendfile(2) (README, Performance: the harness and
+// BenchmarkServePath). Large buffers cost memory, so at most
 // bigCopyStreams reads hold one at a time; the rest share copyBuffer-sized
 // ones from the pool, which is also what every range shorter than
 // copyBuffer uses.

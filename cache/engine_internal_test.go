@@ -48,6 +48,11 @@ func newTestCache(t *testing.T) (*Cache, *Namespace) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return testCacheOn(t, st)
+}
+
+// testCacheOn is a cache of one namespace, docker.io, over st.
+func testCacheOn(t *testing.T, st *storage.Store) (*Cache, *Namespace) {
 	c, err := New(st, []Namespace{{Name: "docker.io", TagTTL: time.Minute, FillIdleTimeout: 5 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

@@ -6,10 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
-	"time"
 
+	"github.com/cairn-mirror/cairn/internal/testdisk"
 	"github.com/cairn-mirror/cairn/storage"
 	"github.com/cairn-mirror/cairn/upstream"
 )
@@ -20,31 +19,15 @@ import (
 // retried write fails again and it goes uncached although cached blobs
 // could have made room (found in review). Needs root for the tmpfs.
 func TestMakeRoomCoversTheReserveDeficit(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run this test as root (it mounts a tmpfs)")
-		}
-		t.Skip("needs root to mount a small tmpfs")
-	}
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=64m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	testdisk.Mount(t, dir, "size=64m")
 	const reserve = 16 << 20
 	st, err := storage.Open(dir, storage.WithReserve(reserve))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	c, err := New(st, []Namespace{{Name: "docker.io", TagTTL: time.Minute, FillIdleTimeout: 5 * time.Second}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := c.nss["docker.io"]
+	c, ns := testCacheOn(t, st)
 	// Fill the disk with 1 MiB cached blobs, up to the reserve.
 	committed := 0
 	for i := 0; ; i++ {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/cairn-mirror/cairn/internal/testdisk"
 )
 
 // Blob writes stop at the reserve with ENOSPC, so that badger, whose
@@ -22,20 +24,8 @@ func TestFullDiskKeepsRoomForMetadata(t *testing.T) {
 		fillThenWriteMetadata(t, dir)
 		return
 	}
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run this test as root (it mounts a tmpfs)")
-		}
-		t.Skip("needs root to mount a small tmpfs")
-	}
 	dir := filepath.Join(t.TempDir(), "data")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=32m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	testdisk.Mount(t, dir, "size=32m")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFullDiskKeepsRoomForMetadata$", "-test.v")
 	cmd.Env = append(os.Environ(), "CAIRN_TEST_FULLDISK_CHILD="+dir)
 	out, err := cmd.CombinedOutput()

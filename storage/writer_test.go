@@ -12,8 +12,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
+
+	"github.com/cairn-mirror/cairn/internal/testdisk"
 )
 
 func TestCommitRoundTrip(t *testing.T) {
@@ -320,17 +321,8 @@ func TestOpenReaderSurvivesCommit(t *testing.T) {
 // hash over exactly the bytes written, as the fill's retry after eviction
 // needs.
 func TestShortWriteHashesOnlyWhatWasWritten(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run this test as root (it mounts a tmpfs)")
-		}
-		t.Skip("needs root to mount a small tmpfs")
-	}
 	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	testdisk.Mount(t, dir, "size=1m")
 	f, err := os.Create(filepath.Join(dir, "blob"))
 	if err != nil {
 		t.Fatal(err)

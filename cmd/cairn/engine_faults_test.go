@@ -82,13 +82,7 @@ func TestSkipUnderIdleTimer(t *testing.T) {
 			return
 		}
 		// steady: 128 KiB every 100 ms (far inside the 1 s idle timeout)
-		for off := 0; off < len(data); off += 128 << 10 {
-			if _, err := w.Write(data[off : off+128<<10]); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			time.Sleep(100 * time.Millisecond)
-		}
+		trickle(w, data, 128<<10, 100*time.Millisecond)
 	})
 	n, _ := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
 	body, err := readBlob(n.url("/v2/library/x/blobs/" + digestOf(data)))
@@ -105,13 +99,7 @@ func TestTrickleSlowerThanAChunkIsNotIdle(t *testing.T) {
 	data := randBytes(t, 512<<10)
 	host, gets := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-		for off := 0; off < len(data); off += 64 << 10 {
-			if _, err := w.Write(data[off : off+64<<10]); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			time.Sleep(300 * time.Millisecond)
-		}
+		trickle(w, data, 64<<10, 300*time.Millisecond)
 	})
 	n, _ := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
 	body, err := readBlob(n.url("/v2/library/x/blobs/" + digestOf(data)))
@@ -120,6 +108,18 @@ func TestTrickleSlowerThanAChunkIsNotIdle(t *testing.T) {
 	}
 	if g := gets(); g != 1 {
 		t.Errorf("%d upstream GETs, want 1: the fill was resumed as if idle", g)
+	}
+}
+
+// trickle sends data in steps of step bytes, each flushed, every pause,
+// until the client goes.
+func trickle(w http.ResponseWriter, data []byte, step int, pause time.Duration) {
+	for off := 0; off < len(data); off += step {
+		if _, err := w.Write(data[off:min(off+step, len(data))]); err != nil {
+			return
+		}
+		w.(http.Flusher).Flush()
+		time.Sleep(pause)
 	}
 }
 

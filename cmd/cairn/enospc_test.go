@@ -7,9 +7,10 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-mirror/cairn/internal/testdisk"
 )
 
 // smallDisk returns a data directory on a tmpfs of the given size: blobs,
@@ -20,20 +21,8 @@ import (
 // CI=true).
 func smallDisk(t *testing.T, size string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI must run this test as root (it mounts a tmpfs)")
-		}
-		t.Skip("needs root to mount a small tmpfs")
-	}
 	dataDir := filepath.Join(t.TempDir(), "data")
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", dataDir, "tmpfs", 0, "size="+size); err != nil {
-		t.Fatalf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(dataDir, syscall.MNT_DETACH) })
+	testdisk.Mount(t, dataDir, "size="+size)
 	return dataDir
 }
 

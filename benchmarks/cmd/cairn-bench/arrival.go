@@ -98,13 +98,6 @@ func (c *arrivalConn) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// mark is the connection offset reached so far.
-func (c *arrivalConn) mark() int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.total
-}
-
 // offset is the connection offset reached so far.
 func (c *arrivalConn) offset() int64 {
 	c.mu.Lock()
@@ -143,7 +136,7 @@ func (t *arrivalTrace) context(ctx context.Context) context.Context {
 		if c, ok := info.Conn.(*arrivalConn); ok {
 			// Nothing of this request's response has come yet: the
 			// request is not even written.
-			t.conn, t.start = c, c.mark()
+			t.conn, t.start = c, c.offset()
 		}
 	}})
 }

@@ -405,7 +405,8 @@ func herdLags(clients []*herdClient, gets []*upstreamGET, filled func(int64) tim
 		if readRef.IsZero() {
 			continue // no upstream GET reached it: nothing to lag behind
 		}
-		lag, readLag := ms(c.first.Sub(readRef)), ms(c.first.Sub(readRef))
+		readLag := ms(c.first.Sub(readRef))
+		lag := readLag
 		if !ref.IsZero() {
 			if c.arrived.IsZero() {
 				h.unknown++
@@ -621,14 +622,14 @@ func (e *env) coldFill(ctx context.Context, rep *report, _ map[int64]image) erro
 			// process: upstream, tap, server, client): how close the
 			// fill is to what these cores can do at all.
 			busy := (busy1 - busy0).Seconds()
-			elapsed := float64(size) / 1e6 / mbps
+			gb := float64(size) / 1e9
 			own, err := m.cpuSince()
 			if err != nil {
 				return err
 			}
-			rep.add(sc, cse, "server CPU per GB delivered", "CPU-s/GB", false, target{}, s.name, own.Seconds()/(float64(size)/1e9))
-			rep.add(sc, cse, "machine CPU busy to the last byte", "cores", false, target{}, s.name, busy/elapsed)
-			rep.add(sc, cse, "machine CPU per GB delivered", "CPU-s/GB", false, target{}, s.name, busy/(float64(size)/1e9))
+			rep.add(sc, cse, "server CPU per GB delivered", "CPU-s/GB", false, target{}, s.name, own.Seconds()/gb)
+			rep.add(sc, cse, "machine CPU busy to the last byte", "cores", false, target{}, s.name, busy/(gb*1e3/mbps))
+			rep.add(sc, cse, "machine CPU per GB delivered", "CPU-s/GB", false, target{}, s.name, busy/gb)
 			if err := e.settle(ctx, s, digest); err != nil {
 				return err
 			}
