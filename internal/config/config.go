@@ -20,7 +20,26 @@ type Config struct {
 	Auth        Auth       `yaml:"auth"`
 	TLS         TLS        `yaml:"tls,omitempty"` // tls.go; absent: plain HTTP
 	Uploads     Uploads    `yaml:"uploads"`
+	Limits      Limits     `yaml:"limits"`
 	Upstreams   []Upstream `yaml:"upstreams"`
+}
+
+// Limits bounds what clients can make the API listener hold.
+type Limits struct {
+	// MaxConnections caps the API listener's open connections; a
+	// connection past it waits in the kernel's accept queue until one
+	// closes. Default DefaultMaxConnections.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxHeaderBytes caps a request's header block. Default
+	// DefaultMaxHeaderBytes.
+	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
+	// MinSendRate closes a connection whose client reads a response body
+	// slower than this many bytes a second, averaged over MinSendWindow.
+	// Default DefaultMinSendRate; 0 keeps no floor.
+	MinSendRate *ByteSize `yaml:"min_send_rate"`
+	// MinSendWindow is the time MinSendRate is measured over. Default
+	// DefaultMinSendWindow.
+	MinSendWindow Duration `yaml:"min_send_window"`
 }
 
 // Uploads configures blob upload sessions (pushes).
@@ -28,6 +47,16 @@ type Uploads struct {
 	// Expire ends an upload session that received nothing for this long,
 	// with its temp file. Default DefaultUploadExpire.
 	Expire Duration `yaml:"expire"`
+	// MaxSize caps one blob upload (monolithic or the sum of its chunks);
+	// past it the upload is refused (413 SIZE_INVALID) and its session
+	// ends. Default DefaultUploadMaxSize.
+	MaxSize ByteSize `yaml:"max_size"`
+	// MaxSessions caps the open upload sessions of the node, and
+	// MaxSessionsPerUser those of one user (anonymous clients cannot
+	// push). Past either a new upload is refused (429 TOOMANYREQUESTS).
+	// Defaults DefaultUploadMaxSessions, DefaultUploadMaxSessionsPerUser.
+	MaxSessions        int `yaml:"max_sessions"`
+	MaxSessionsPerUser int `yaml:"max_sessions_per_user"`
 }
 
 // Auth says who may do what through the OCI Distribution API. Without the
@@ -50,6 +79,10 @@ type Auth struct {
 	Access []AccessRule `yaml:"access,omitempty"`
 	// Token enables Docker token auth (token.go). Absent: Basic only.
 	Token *Token `yaml:"token,omitempty"`
+	// TrustedProxies are the CIDRs of reverse proxies whose
+	// X-Forwarded-For header names the client (for the failed-login
+	// limits). Nobody else's header is believed.
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
 }
 
 // AccessRule grants Actions on the repositories matching Repositories to
@@ -59,7 +92,8 @@ type Auth struct {
 // covers registry.internal/myteam and all below it); unlike a pin, a
 // leading "**" spans components too ("**" alone is every repository). A
 // glob whose first component has no '*' must name a configured namespace.
-// The user "*" is any authenticated user.
+// The user "*" is any authenticated user; the user "anonymous" is every
+// client, with or without credentials (it may only be granted pull).
 type AccessRule struct {
 	Users        []string `yaml:"users"`
 	Repositories []string `yaml:"repositories"`
@@ -91,6 +125,10 @@ type Cache struct {
 	ServeStale *bool `yaml:"serve_stale"`
 	// FillIdleTimeout fails a fill that receives nothing for this long.
 	FillIdleTimeout Duration `yaml:"fill_idle_timeout"`
+	// FillMaxDuration bounds one upstream request of a fill; a fill cut by
+	// it resumes with Range where it stopped. 0 (the default): no bound,
+	// the idle timeout ends a stalled fill.
+	FillMaxDuration Duration `yaml:"fill_max_duration,omitempty"`
 	// ServeStaleOn404 also serves the last known digest of a tag the
 	// upstream answers 404 for (a tag deleted upstream keeps working).
 	ServeStaleOn404 *bool `yaml:"serve_stale_on_404"`
@@ -141,6 +179,11 @@ type Upstream struct {
 	Username     string `yaml:"username,omitempty"`
 	PasswordFile string `yaml:"password_file,omitempty"`
 	Keychain     bool   `yaml:"keychain,omitempty"`
+	// AnonymousPullsUseCredentials states that anonymous clients may pull
+	// through this namespace's credentials: a deliberate shared-account
+	// mirror. Without it, a config that lets anonymous clients pull from a
+	// namespace with credentials is refused.
+	AnonymousPullsUseCredentials bool `yaml:"anonymous_pulls_use_credentials,omitempty"`
 	// Per-namespace overrides of the cache section.
 	TagTTL          *Duration `yaml:"tag_ttl"`
 	ServeStale      *bool     `yaml:"serve_stale"`

@@ -62,7 +62,10 @@ func TestLoadFull(t *testing.T) {
 			EvictHigh: 0.90, EvictLow: 0.80,
 		},
 		Auth:    Auth{Anonymous: []string{"pull"}},
-		Uploads: Uploads{Expire: Duration(DefaultUploadExpire)},
+		Uploads: Uploads{Expire: Duration(DefaultUploadExpire), MaxSize: DefaultUploadMaxSize,
+			MaxSessions: DefaultUploadMaxSessions, MaxSessionsPerUser: DefaultUploadMaxSessionsPerUser},
+		Limits: Limits{MaxConnections: DefaultMaxConnections, MaxHeaderBytes: DefaultMaxHeaderBytes,
+			MinSendRate: ptr(ByteSize(DefaultMinSendRate)), MinSendWindow: Duration(DefaultMinSendWindow)},
 		Upstreams: []Upstream{
 			{
 				Name: "docker.io", URL: "https://registry-1.docker.io",

@@ -56,6 +56,30 @@ const (
 	// (distribution's default too).
 	DefaultUploadExpire = 24 * time.Hour
 
+	// DefaultUploadMaxSize caps one pushed blob: larger than the layers of
+	// most images (ML images with multi-GB layers included), small enough
+	// that one client cannot fill the disk with a single upload.
+	DefaultUploadMaxSize = 32 << 30
+
+	// DefaultUploadMaxSessions and DefaultUploadMaxSessionsPerUser bound the
+	// open upload sessions: a CI fleet pushes a few layers at a time each.
+	DefaultUploadMaxSessions        = 1024
+	DefaultUploadMaxSessionsPerUser = 64
+
+	// DefaultMaxConnections caps the API listener's connections: well
+	// above a node's clients' pools, well below its file descriptors.
+	DefaultMaxConnections = 4096
+
+	// DefaultMaxHeaderBytes: registry requests carry a few headers and one
+	// token; 64 KiB holds the largest tokens with room to spare.
+	DefaultMaxHeaderBytes = 64 << 10
+
+	// DefaultMinSendRate and DefaultMinSendWindow: a client reading a body
+	// slower than 1 KiB/s over a minute is gone or hostile; it must not
+	// hold a buffer and an eviction guard forever.
+	DefaultMinSendRate   = 1 << 10
+	DefaultMinSendWindow = time.Minute
+
 	// DefaultRequestTimeout bounds a manifest GET or tag list (small bodies).
 	DefaultRequestTimeout = 15 * time.Second
 
@@ -109,6 +133,19 @@ func (c *Config) ApplyDefaults() {
 	}
 	setDuration(&c.Cache.HeadTimeout, DefaultHeadTimeout)
 	setDuration(&c.Uploads.Expire, DefaultUploadExpire)
+	if c.Uploads.MaxSize == 0 {
+		c.Uploads.MaxSize = DefaultUploadMaxSize
+	}
+	setInt(&c.Uploads.MaxSessions, DefaultUploadMaxSessions)
+	setInt(&c.Uploads.MaxSessionsPerUser, DefaultUploadMaxSessionsPerUser)
+	setInt(&c.Limits.MaxConnections, DefaultMaxConnections)
+	if c.Limits.MaxHeaderBytes == 0 {
+		c.Limits.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.Limits.MinSendRate == nil {
+		c.Limits.MinSendRate = ptr(ByteSize(DefaultMinSendRate))
+	}
+	setDuration(&c.Limits.MinSendWindow, DefaultMinSendWindow)
 	c.Auth.Token.ApplyDefaults() // nil-safe: no auth.token, nothing to do
 	if c.TLS.CertFile != "" {
 		setString(&c.TLS.MinVersion, DefaultTLSMinVersion)
@@ -168,6 +205,12 @@ func (c *Config) ApplyDefaults() {
 func setString(s *string, def string) {
 	if *s == "" {
 		*s = def
+	}
+}
+
+func setInt(n *int, def int) {
+	if *n == 0 {
+		*n = def
 	}
 }
 

@@ -74,6 +74,7 @@ func (c *Config) Validate() error {
 	p.check("cache.request_timeout", checkDuration(c.Cache.RequestTimeout))
 	p.check("cache.breaker_cooldown", checkDuration(c.Cache.BreakerCooldown))
 	p.check("uploads.expire", checkDuration(c.Uploads.Expire))
+	c.validateLimits(&p)
 	c.validatePins(&p)
 	if !(c.Cache.EvictHigh > 0 && c.Cache.EvictHigh <= 1) {
 		p.addf("cache.evict_high", "must be in (0, 1], got %v", c.Cache.EvictHigh)
@@ -246,5 +247,33 @@ func (c *Config) validatePins(p *problems) {
 		if ns, _, _ := strings.Cut(rule, "/"); !names[ns] {
 			p.addf(at, "%q does not start with a configured namespace (canonical names: <namespace>/<repo>)", rule)
 		}
+	}
+}
+
+// validateLimits checks the uploads' and the listener's bounds.
+func (c *Config) validateLimits(p *problems) {
+	for _, f := range []struct {
+		at string
+		n  int64
+	}{
+		{"uploads.max_size", int64(c.Uploads.MaxSize)},
+		{"uploads.max_sessions", int64(c.Uploads.MaxSessions)},
+		{"uploads.max_sessions_per_user", int64(c.Uploads.MaxSessionsPerUser)},
+		{"limits.max_connections", int64(c.Limits.MaxConnections)},
+		{"limits.max_header_bytes", int64(c.Limits.MaxHeaderBytes)},
+	} {
+		if f.n <= 0 {
+			p.addf(f.at, "must be > 0, got %d", f.n)
+		}
+	}
+	if c.Uploads.MaxSessionsPerUser > c.Uploads.MaxSessions {
+		p.addf("uploads.max_sessions_per_user", "%d is more than uploads.max_sessions (%d)", c.Uploads.MaxSessionsPerUser, c.Uploads.MaxSessions)
+	}
+	if c.Limits.MinSendRate != nil && *c.Limits.MinSendRate < 0 {
+		p.addf("limits.min_send_rate", "must be >= 0, got %d", *c.Limits.MinSendRate)
+	}
+	p.check("limits.min_send_window", checkDuration(c.Limits.MinSendWindow))
+	if c.Cache.FillMaxDuration < 0 {
+		p.addf("cache.fill_max_duration", "must be >= 0 (0: no bound), got %s", c.Cache.FillMaxDuration)
 	}
 }
