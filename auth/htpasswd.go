@@ -49,7 +49,7 @@ func LoadHtpasswd(path string) (*Htpasswd, error) {
 // lines starting with '#' are skipped; surrounding white space and a
 // trailing '\r' are ignored. Every bad line is reported, at once, by its line
 // number and user; a hash is never quoted. A user listed twice is an error,
-// and so is a user called "*" (AnyUser).
+// and so are users called "*" (AnyUser) and "anonymous" (Anonymous).
 func ParseHtpasswd(r io.Reader) (*Htpasswd, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxHtpasswdSize+1))
 	if err != nil {
@@ -77,6 +77,8 @@ func ParseHtpasswd(r io.Reader) (*Htpasswd, error) {
 			continue
 		case user == AnyUser:
 			errs = append(errs, fmt.Errorf("line %d: the user name %q is reserved: access rules use it for any user", n, AnyUser))
+		case user == Anonymous:
+			errs = append(errs, fmt.Errorf("line %d: the user name %q is reserved: access rules use it for every client, with or without credentials", n, Anonymous))
 			continue
 		case firstAt[user] != 0:
 			errs = append(errs, fmt.Errorf("line %d: user %q is already defined at line %d", n, user, firstAt[user]))

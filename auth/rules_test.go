@@ -44,7 +44,7 @@ func TestRulesActions(t *testing.T) {
 		{"no anonymous: nothing", 0, "", "docker.io/library/alpine", 0},
 		{"no anonymous: ci gets its rule only", 0, "ci", "registry.internal/myteam/app", NewActions(Pull, Push)},
 		{"no anonymous: ci elsewhere", 0, "ci", "docker.io/library/alpine", 0},
-		{"anonymous push is given to users too", NewActions(Pull, Push), "ci", "docker.io/x/y", NewActions(Pull, Push)},
+		{"anonymous pull is given to users too", NewActions(Pull), "someone", "docker.io/x/y", NewActions(Pull)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := issueRules(t, tc.anonymous)
@@ -113,6 +113,58 @@ func TestNewRulesReportsEveryProblem(t *testing.T) {
 		if !strings.HasPrefix(lines[i], w) {
 			t.Errorf("problem %d: got %q, want it to start with %q", i, lines[i], w)
 		}
+	}
+}
+
+// A rule naming Anonymous grants its repositories to every client, with
+// or without credentials, and nothing elsewhere.
+func TestAnonymousRuleGrantsItsRepositoriesToEveryone(t *testing.T) {
+	r, err := NewRules(0, []Rule{
+		{Users: []string{Anonymous}, Repositories: []string{"docker.io/**", "ghcr.io/**"}, Actions: NewActions(Pull)},
+		{Users: []string{AnyUser}, Repositories: []string{"private.example/**"}, Actions: NewActions(Pull)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user, repo string
+		want       Actions
+	}{
+		{"", "docker.io/library/alpine", NewActions(Pull)},
+		{"", "ghcr.io/org/app", NewActions(Pull)},
+		{"", "private.example/team/app", 0},
+		{"alice", "docker.io/library/alpine", NewActions(Pull)},
+		{"alice", "private.example/team/app", NewActions(Pull)},
+		{"", "quay.io/org/app", 0},
+	} {
+		if got := r.Actions(tc.user, tc.repo); got != tc.want {
+			t.Errorf("Actions(%q, %q): got %v, want %v", tc.user, tc.repo, got, tc.want)
+		}
+	}
+	if !r.AnonymousGrantsAny() {
+		t.Error("AnonymousGrantsAny: got false with an anonymous rule")
+	}
+	none, err := NewRules(0, []Rule{{Users: []string{AnyUser}, Repositories: []string{"**"}, Actions: NewActions(Pull)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if none.AnonymousGrantsAny() {
+		t.Error("AnonymousGrantsAny: got true with no anonymous actions or rules")
+	}
+}
+
+// Anonymous clients may only pull: push, delete or replicate granted to
+// them, globally or by a rule, is refused, naming where.
+func TestAnonymousWritesRefused(t *testing.T) {
+	if _, err := NewRules(NewActions(Pull, Push), nil); err == nil || !strings.Contains(err.Error(), "anonymous: push: anonymous clients may only pull") {
+		t.Errorf("anonymous push: got %v, want a refusal", err)
+	}
+	_, err := NewRules(0, []Rule{
+		{Users: []string{"ci"}, Repositories: []string{"**"}, Actions: NewActions(Pull, Push)},
+		{Users: []string{"ci", Anonymous}, Repositories: []string{"docker.io/**"}, Actions: NewActions(Pull, Replicate)},
+	})
+	if err == nil || !strings.Contains(err.Error(), `rules[1].actions: replicate granted to "anonymous": anonymous clients may only pull`) {
+		t.Errorf("anonymous replicate by a rule: got %v, want a refusal naming rules[1]", err)
 	}
 }
 

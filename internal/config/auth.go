@@ -2,6 +2,9 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
+	"path"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -11,8 +14,12 @@ import (
 // a test in auth keeps the two lists and the grammars below in step.
 var authActions = map[string]bool{"pull": true, "push": true, "delete": true, "replicate": true}
 
-// anyUser in access[].users is any authenticated user.
-const anyUser = "*"
+// anyUser in access[].users is any authenticated user; anonymousUser is
+// every client, with or without credentials (auth.AnyUser, auth.Anonymous).
+const (
+	anyUser       = "*"
+	anonymousUser = "anonymous"
+)
 
 // maxGlobLen bounds a repository glob, as the auth package does.
 const maxGlobLen = 512
@@ -26,11 +33,16 @@ func (c *Config) validateAuth(p *problems) {
 		p.check("auth.htpasswd_file", checkFile(a.HtpasswdFile))
 	}
 	checkActions(p, "auth.anonymous", a.Anonymous)
+	checkAnonymousActions(p, "auth.anonymous", a.Anonymous)
+	users := a.HtpasswdFile != "" || c.TLS.ClientCAFile != ""
 	switch {
-	case len(a.Access) > 0 && a.HtpasswdFile == "":
-		p.addf("auth.access", "needs auth.htpasswd_file: without users no rule can apply")
-	case a.Anonymous != nil && len(a.Anonymous) == 0 && a.HtpasswdFile == "":
-		p.addf("auth.anonymous", "empty and no auth.htpasswd_file: no client could do anything")
+	case !users && slices.ContainsFunc(a.Access, AccessRule.namesUsers):
+		p.addf("auth.access", "needs auth.htpasswd_file (or tls.client_ca_file): without users no rule but one naming only %q can apply", anonymousUser)
+	case len(a.Anonymous) == 0 && !users && !slices.ContainsFunc(a.Access, AccessRule.namesAnonymous):
+		p.addf("auth.anonymous", "empty, no rule names %q and no auth.htpasswd_file: no client could do anything", anonymousUser)
+	}
+	for i, cidr := range a.TrustedProxies {
+		p.check(fmt.Sprintf("auth.trusted_proxies[%d]", i), checkCIDR(cidr))
 	}
 	names := map[string]string{} // namespace or alias -> namespace
 	for _, u := range c.Upstreams {
@@ -82,6 +94,86 @@ func (r AccessRule) validate(at string, names map[string]string, p *problems) {
 		p.addf(at+".actions", "empty, want some of pull, push, delete, replicate")
 	}
 	checkActions(p, at+".actions", r.Actions)
+	if r.namesAnonymous() {
+		checkAnonymousActions(p, at+".actions", r.Actions)
+	}
+}
+
+// namesAnonymous reports whether the rule grants every client.
+func (r AccessRule) namesAnonymous() bool { return slices.Contains(r.Users, anonymousUser) }
+
+// namesUsers reports whether the rule names a user who must log in.
+func (r AccessRule) namesUsers() bool {
+	return slices.ContainsFunc(r.Users, func(u string) bool { return u != anonymousUser })
+}
+
+// checkAnonymousActions refuses what anonymous clients must never get:
+// anonymous push or delete would let anyone change hosted content, and
+// anonymous replicate would let anyone rewrite mirror tags.
+func checkAnonymousActions(p *problems, at string, actions []string) {
+	for j, a := range actions {
+		if a != "pull" && authActions[a] {
+			p.addf(fmt.Sprintf("%s[%d]", at, j), "%q granted to anonymous clients: they may only pull (an anonymous %s would let anyone who reaches the port change what this node serves)", a, a)
+		}
+	}
+}
+
+// checkCIDR says why s is not a CIDR or a single address, or "".
+func checkCIDR(s string) string {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return ""
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return ""
+	}
+	return fmt.Sprintf("%q is not a CIDR like 10.0.0.0/8 or an address like 192.0.2.1", s)
+}
+
+// validateAnonymousCredentials refuses a config in which anonymous clients
+// could pull from a mirror namespace that logs in upstream: anyone who
+// reaches the port would read whatever that account can read. Either the
+// namespace is behind users, or it states anonymous_pulls_use_credentials.
+func (c *Config) validateAnonymousCredentials(p *problems) {
+	for i, u := range c.Upstreams {
+		at := fmt.Sprintf("upstreams[%d]", i)
+		if u.AnonymousPullsUseCredentials {
+			if !u.Mirror() || !u.Credentialed() {
+				p.addf(at+".anonymous_pulls_use_credentials", "the namespace has no upstream credentials (username or keychain) to share")
+			}
+			continue
+		}
+		if !u.Mirror() || !u.Credentialed() {
+			continue
+		}
+		via := c.anonymousPullGrant(u.Name)
+		if via == "" {
+			continue
+		}
+		p.addf(at, "namespace %s logs in upstream (%s), and %s lets anonymous clients pull from it: anyone who reaches this node would read whatever that account can. "+
+			"Either require users for it (auth.anonymous: [] and an access rule granting pull on the other namespaces to %q), "+
+			"or, for a deliberate shared-account mirror, set anonymous_pulls_use_credentials: true on it", u.Name, u.credentialKind(), via, anonymousUser)
+	}
+}
+
+// anonymousPullGrant names what lets anonymous clients pull from namespace
+// ns (auth.anonymous, or the first access rule naming anonymous with a
+// glob that reaches into ns), or "".
+func (c *Config) anonymousPullGrant(ns string) string {
+	if slices.Contains(c.Auth.Anonymous, "pull") {
+		return "auth.anonymous (pull on every namespace; [pull] is its default when the key or the whole auth section is absent)"
+	}
+	for i, r := range c.Auth.Access {
+		if !r.namesAnonymous() || !slices.Contains(r.Actions, "pull") {
+			continue
+		}
+		for _, g := range r.Repositories {
+			first, _, _ := strings.Cut(g, "/")
+			if ok, _ := path.Match(first, ns); ok || first == "**" {
+				return fmt.Sprintf("auth.access[%d]", i)
+			}
+		}
+	}
+	return ""
 }
 
 func checkActions(p *problems, at string, actions []string) {

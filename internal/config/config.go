@@ -219,6 +219,17 @@ type Delete struct {
 // Any reports whether some delete is enabled.
 func (d Delete) Any() bool { return d.Tags || d.Manifests || d.Blobs }
 
+// Credentialed reports whether the namespace logs in to its upstream.
+func (u Upstream) Credentialed() bool { return u.Username != "" || u.Keychain }
+
+// credentialKind names how the namespace logs in, for messages.
+func (u Upstream) credentialKind() string {
+	if u.Keychain {
+		return "keychain: true"
+	}
+	return "username " + u.Username
+}
+
 // Mirror reports whether the namespace mirrors an upstream registry (it has
 // a URL) rather than being hosted here.
 func (u Upstream) Mirror() bool { return u.URL != "" }

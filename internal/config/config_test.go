@@ -61,7 +61,7 @@ func TestLoadFull(t *testing.T) {
 			BreakerFailures: 5, BreakerCooldown: Duration(30 * time.Second),
 			EvictHigh: 0.90, EvictLow: 0.80,
 		},
-		Auth:    Auth{Anonymous: []string{"pull"}},
+		Auth: Auth{Anonymous: []string{"pull"}},
 		Uploads: Uploads{Expire: Duration(DefaultUploadExpire), MaxSize: DefaultUploadMaxSize,
 			MaxSessions: DefaultUploadMaxSessions, MaxSessionsPerUser: DefaultUploadMaxSessionsPerUser},
 		Limits: Limits{MaxConnections: DefaultMaxConnections, MaxHeaderBytes: DefaultMaxHeaderBytes,
@@ -259,7 +259,7 @@ func TestPasswordFile(t *testing.T) {
 	if err := os.WriteFile(pw, []byte("s3cret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := mustLoad(t, "version: 1\nupstreams: [{name: ghcr.io, url: 'https://ghcr.io', username: bot, password_file: '"+pw+"'}]\n")
+	c := mustLoad(t, "version: 1\nupstreams: [{name: ghcr.io, url: 'https://ghcr.io', username: bot, password_file: '"+pw+"', anonymous_pulls_use_credentials: true}]\n")
 	out, err := c.Redacted()
 	if err != nil {
 		t.Fatalf("Redacted: %v", err)

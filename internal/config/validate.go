@@ -90,6 +90,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateUpstreams(&p)
 	c.validateAuth(&p)
+	c.validateAnonymousCredentials(&p)
 	c.validateDeletes(&p)
 	c.validateTLS(&p)
 	if len(p) == 0 {
