@@ -52,11 +52,14 @@ type Unlinked struct {
 	PushedElsewhere bool
 }
 
-// Unlink makes repository repo of namespace ns stop holding digest, in one
-// transaction that bumps seq: its link, the repository's tags pointing at
-// digest and its referrer entries naming digest as the referrer go.
-// ErrNotFound if the repository does not link digest. Finding other
-// repositories' links scans every link/ key: deletes are rare.
+// Unlink makes repository repo of namespace ns stop holding digest, in
+// transactions that bump seq: its link, the repository's tags pointing at
+// digest and its referrer entries naming digest as the referrer go. They
+// fit one transaction unless the repository has thousands of them; then
+// the tags and entries go in budgeted transactions first and the link in
+// the last, so an Unlink cut short leaves the link for a retry.
+// ErrNotFound if the repository does not link digest. Other repositories'
+// links are read from the digest's index (see links.go), not a scan.
 func (s *Store) Unlink(ns, repo, digest string) (Unlinked, error) {
 	if err := checkNames(ns, repo); err != nil {
 		return Unlinked{}, err
@@ -65,28 +68,21 @@ func (s *Store) Unlink(ns, repo, digest string) (Unlinked, error) {
 		return Unlinked{}, err
 	}
 	var out Unlinked
-	err := s.updateSeq(func(txn *badger.Txn) error {
-		out = Unlinked{}
-		if _, err := txn.Get(linkKey(ns, repo, digest)); err != nil {
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				return ErrNotFound
-			}
-			return err
+	var err error
+	for first := true; ; first = false {
+		var step Unlinked
+		var done bool
+		step, done, err = s.unlinkStep(ns, repo, digest)
+		out.Tags = append(out.Tags, step.Tags...)
+		out.Subjects = append(out.Subjects, step.Subjects...)
+		out.PushedElsewhere = step.PushedElsewhere
+		if !first && errors.Is(err, ErrNotFound) {
+			err = nil // a concurrent Unlink finished it
 		}
-		dels, err := s.unlinkKeys(txn, ns, repo, digest, &out)
-		if err != nil {
-			return err
+		if err != nil || done {
+			break
 		}
-		if _, err := bumpSeq(txn); err != nil {
-			return err
-		}
-		for _, k := range dels {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
 	if len(out.Tags) > 0 || err != nil {
 		s.tagRecs.purge()
 	}
@@ -96,54 +92,96 @@ func (s *Store) Unlink(ns, repo, digest string) (Unlinked, error) {
 	return out, nil
 }
 
-// unlinkKeys collects the keys Unlink deletes and fills out. Iterators are
-// created before any delete (see deleteBatchMeta).
-func (s *Store) unlinkKeys(txn *badger.Txn, ns, repo, digest string, out *Unlinked) ([][]byte, error) {
-	dels := [][]byte{linkKey(ns, repo, digest)}
+// unlinkStep is one transaction of Unlink: done when it removed the link.
+func (s *Store) unlinkStep(ns, repo, digest string) (out Unlinked, done bool, err error) {
+	link := linkKeys(ns, repo, digest)
+	err = s.updateSeq(func(txn *badger.Txn) error {
+		out, done = Unlinked{}, false
+		if _, err := txn.Get(link[0]); err != nil {
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return ErrNotFound
+			}
+			return err
+		}
+		b := s.newBudget()
+		b.take(link...)
+		dels, complete, err := unlinkKeys(txn, ns, repo, digest, b, &out)
+		if err != nil {
+			return err
+		}
+		if complete {
+			if out.PushedElsewhere, err = pushedElsewhere(txn, ns, repo, digest); err != nil {
+				return err
+			}
+			dels, done = append(dels, link...), true
+		}
+		if _, err := bumpSeq(txn); err != nil {
+			return err
+		}
+		return deleteKeys(txn, dels)
+	})
+	return out, done, err
+}
+
+// unlinkKeys collects, within b, the tags of repository (ns, repo)
+// pointing at digest and its referrer entries naming digest, filling out.
+// complete is false if some did not fit. Iterators are created before any
+// delete (see deleteBatchMeta).
+func unlinkKeys(txn *badger.Txn, ns, repo, digest string, b *txnBudget, out *Unlinked) (dels [][]byte, complete bool, err error) {
+	complete = true
 	tp := tagsPrefix(ns, repo)
-	err := eachItem(txn, tp, true, func(key []byte, value []byte) error {
+	err = eachItem(txn, tp, true, func(key []byte, value []byte) error {
 		var rec TagRecord
 		if err := json.Unmarshal(value, &rec); err != nil {
 			return err
 		}
-		if rec.Digest == digest {
-			dels = append(dels, bytes.Clone(key))
-			out.Tags = append(out.Tags, string(key[len(tp):]))
+		if rec.Digest != digest {
+			return nil
 		}
+		if complete = b.take(key); !complete {
+			return errStopIter
+		}
+		dels = append(dels, bytes.Clone(key))
+		out.Tags = append(out.Tags, string(key[len(tp):]))
 		return nil
 	})
-	if err != nil {
-		return nil, err
+	if err != nil || !complete {
+		return dels, false, err
 	}
 	rp := referrersRepoPrefix(ns, repo)
 	suffix := []byte(sep + digest)
 	err = eachItem(txn, rp, false, func(key, _ []byte) error {
-		if bytes.HasSuffix(key, suffix) {
-			dels = append(dels, bytes.Clone(key))
-			out.Subjects = append(out.Subjects, string(key[len(rp):len(key)-len(suffix)]))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	own := string(linkKey(ns, repo, digest))
-	err = eachItem(txn, []byte(linkPrefix), false, func(key, _ []byte) error {
-		if out.PushedElsewhere || !bytes.HasSuffix(key, suffix) || string(key) == own {
+		if !bytes.HasSuffix(key, suffix) {
 			return nil
 		}
-		var rec linkRecord
-		if err := getJSON(txn, key, &rec); err != nil {
-			return err
+		if complete = b.take(key); !complete {
+			return errStopIter
 		}
-		out.PushedElsewhere = rec.How == LinkPushed
+		dels = append(dels, bytes.Clone(key))
+		out.Subjects = append(out.Subjects, string(key[len(rp):len(key)-len(suffix)]))
 		return nil
 	})
-	return dels, err
+	return dels, complete && err == nil, err
+}
+
+// pushedElsewhere reports whether a repository other than (ns, repo)
+// links digest as pushed: a walk of the digest's index, not of every link.
+func pushedElsewhere(txn *badger.Txn, ns, repo, digest string) (bool, error) {
+	found := false
+	err := eachItem(txn, linkIndexPrefixOf(digest), true, func(key, value []byte) error {
+		n, r, ok := splitIndexKey(key, digest)
+		if ok && (n != ns || r != repo) && LinkSource(value) == LinkPushed {
+			found = true
+			return errStopIter
+		}
+		return nil
+	})
+	return found, err
 }
 
 // eachItem calls fn for each key under prefix, with its value when values
-// is set (nil otherwise). fn must copy what it keeps.
+// is set (nil otherwise). fn must copy what it keeps; it may return
+// errStopIter to end the walk without an error.
 func eachItem(txn *badger.Txn, prefix []byte, values bool, fn func(key, value []byte) error) error {
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = values
@@ -160,6 +198,9 @@ func eachItem(txn *badger.Txn, prefix []byte, values bool, fn func(key, value []
 			}
 		}
 		if err := fn(item.Key(), v); err != nil {
+			if errors.Is(err, errStopIter) {
+				return nil
+			}
 			return err
 		}
 	}
@@ -185,17 +226,6 @@ func (s *Store) RemoveUnreferenced(digest string) (bool, error) {
 		return false, fmt.Errorf("storage: remove unreferenced %s: %w", digest, err)
 	}
 	return true, nil
-}
-
-// hasLinks reports whether any repository links d (a scan of link/ keys).
-func hasLinks(txn *badger.Txn, d string) bool {
-	suffix := []byte(sep + d)
-	found := false
-	_ = eachItem(txn, []byte(linkPrefix), false, func(key, _ []byte) error {
-		found = found || bytes.HasSuffix(key, suffix)
-		return nil
-	})
-	return found
 }
 
 // PutReferrer records that manifest digest, described by desc (an OCI

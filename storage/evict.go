@@ -74,10 +74,10 @@ func (s *Store) Evict(target int64, skip func(digest string) bool) ([]Evicted, e
 // for all of them, not one each (10,000 evictions in well under a second).
 const evictBatch = 1024
 
-// evictBatch removes the blobs ds with one metadata transaction, then
-// their files, holding their digest locks throughout. Blobs for which
-// skip is now true, pinned ones and ones already gone are left and marked
-// in kept.
+// evictBatch removes the blobs ds with as few metadata transactions as
+// badger's limits allow (deleteBatchMeta), then their files, holding their
+// digest locks throughout. Blobs for which skip is now true, pinned ones
+// and ones already gone are left and marked in kept.
 func (s *Store) evictBatch(ds []string, skip func(string) bool, kept map[string]bool) ([]Evicted, error) {
 	todo := make([]string, 0, len(ds))
 	for _, d := range ds {
@@ -89,92 +89,169 @@ func (s *Store) evictBatch(ds []string, skip func(string) bool, kept map[string]
 	}
 	unlock := s.lockDigests(todo)
 	defer unlock()
-	var evs []Evicted
-	err := s.update(func(txn *badger.Txn) (err error) {
-		evs, err = deleteBatchMeta(txn, todo)
-		return err
-	})
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		return s.evictEach(todo, kept) // many tags or refs: one transaction each
-	}
-	if err != nil {
-		return nil, err
-	}
-	removed := make(map[string]bool, len(evs))
-	var ferr error
-	for _, ev := range evs {
-		removed[ev.Digest] = true
-		p, _ := parseDigest(ev.Digest)
-		ferr = errors.Join(ferr, s.removed(ev, p, removeBlobFile))
-	}
-	for _, d := range todo {
-		if !removed[d] {
-			kept[d] = true
+	removed := make(map[string]bool, len(todo))
+	defer func() {
+		for _, d := range todo {
+			if !removed[d] {
+				kept[d] = true
+			}
 		}
+	}()
+	var out []Evicted
+	for next := todo; len(next) > 0; {
+		var evs []Evicted
+		var rest []string
+		var partial map[string]bool
+		err := s.update(func(txn *badger.Txn) (err error) {
+			evs, rest, partial, err = deleteBatchMeta(txn, next, s.newBudget())
+			return err
+		})
+		if errors.Is(err, badger.ErrTxnTooBig) {
+			evs, err := s.evictEach(next, kept) // the budget missed: one blob a transaction
+			for _, ev := range evs {
+				removed[ev.Digest] = true
+			}
+			return append(out, evs...), err
+		}
+		if err != nil {
+			return out, err
+		}
+		var ferr error
+		for i, ev := range evs {
+			removed[ev.Digest] = true
+			if partial[ev.Digest] {
+				n, err := s.finishDrop(ev.Digest)
+				evs[i].Tags += n
+				ferr = errors.Join(ferr, err)
+			}
+			p, _ := parseDigest(ev.Digest)
+			ferr = errors.Join(ferr, s.removed(evs[i], p, removeBlobFile))
+		}
+		out = append(out, evs...)
+		if ferr != nil {
+			return out, ferr
+		}
+		next = rest
 	}
-	return evs, ferr
+	return out, nil
 }
 
-// deleteBatchMeta deletes the metadata of the blobs ds, as deleteBlobMeta
-// does for one, skipping pinned blobs and ones already gone. A read-write
-// transaction may hold one iterator at a time, and each new one sorts the
-// writes pending so far: so one iterator, created before any delete, seeks
-// to each digest's pin/ and ref/ keys, then walks the tags once for all the
-// manifests among them.
-func deleteBatchMeta(txn *badger.Txn, ds []string) ([]Evicted, error) {
-	var evs []Evicted
+// deleteBatchMeta deletes, within b, the metadata of blobs from the start
+// of ds, as deleteBlobMeta does for one, skipping pinned blobs and ones
+// already gone. It returns what it removed, the digests it had no room
+// for (rest, for the next transaction) and the removed blobs whose keys
+// did not all fit (partial: marked, for finishDrop). The first blob it
+// removes always goes, partial if need be, so each call makes progress.
+//
+// A read-write transaction may hold one iterator at a time, and each new
+// one sorts the writes pending so far: so one iterator, created before any
+// delete, seeks to each digest's pin/, ref/ and link index keys, then the
+// tags are walked once for all the manifests among them.
+func deleteBatchMeta(txn *badger.Txn, ds []string, b *txnBudget) (evs []Evicted, rest []string,
+	partial map[string]bool, err error) {
+	var all []Evicted
 	for _, d := range ds {
 		rec, err := readRecord(txn, d)
 		if isNotFound(err) {
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, nil, err
 		}
-		evs = append(evs, Evicted{BlobInfo: rec.info(d)})
+		all = append(all, Evicted{BlobInfo: rec.info(d)})
 	}
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
 	it := txn.NewIterator(opts)
 	var dels [][]byte
-	manifests := map[string]int{} // digest -> index in evs
-	kept := evs[:0]
-	for _, ev := range evs {
+	partial = map[string]bool{}
+	for i, ev := range all {
 		if it.Seek(pinsPrefix(ev.Digest)); it.ValidForPrefix(pinsPrefix(ev.Digest)) {
 			continue // pinned since the scan
 		}
-		dels = append(dels, blobKey(ev.Digest), accessKey(ev.Digest))
-		refs := refsPrefix(ev.Digest)
-		for it.Seek(refs); it.ValidForPrefix(refs); it.Next() {
-			dels = append(dels, it.Item().KeyCopy(nil))
+		saved := *b
+		keys := [][]byte{blobKey(ev.Digest), accessKey(ev.Digest)}
+		fits := b.take(keys...)
+		complete := false
+		if fits {
+			keys, complete = collectBlobKeys(it, ev.Digest, b, keys)
 		}
-		if ev.Kind == KindManifest {
-			manifests[ev.Digest] = len(kept)
+		if !fits || !complete {
+			if len(evs) > 0 { // no room: for the next transaction
+				*b = saved
+				for _, r := range all[i:] {
+					rest = append(rest, r.Digest)
+				}
+				break
+			}
+			partial[ev.Digest] = true
 		}
-		kept = append(kept, ev)
-	}
-	evs = kept
-	if len(manifests) > 0 {
-		tags := []byte(tagPrefix)
-		for it.Seek(tags); it.ValidForPrefix(tags); it.Next() {
-			var rec TagRecord
-			if err := it.Item().Value(func(b []byte) error { return json.Unmarshal(b, &rec) }); err != nil {
-				it.Close()
-				return nil, err
+		dels = append(dels, keys...)
+		evs = append(evs, ev)
+		if partial[ev.Digest] {
+			for _, r := range all[i+1:] {
+				rest = append(rest, r.Digest)
 			}
-			if i, ok := manifests[rec.Digest]; ok {
-				dels = append(dels, it.Item().KeyCopy(nil))
-				evs[i].Tags++
-			}
+			break
 		}
 	}
 	it.Close()
-	for _, k := range dels {
-		if err := txn.Delete(k); err != nil {
-			return nil, err
+	dels, err = batchTags(txn, evs, partial, b, dels)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for d := range partial {
+		if err := markDrop(txn, d, isManifest(evs, d)); err != nil {
+			return nil, nil, nil, err
 		}
 	}
-	return evs, nil
+	return evs, rest, partial, deleteKeys(txn, dels)
+}
+
+// batchTags appends to dels, within b, the tag/ records pointing at the
+// manifests among evs (one walk of every tag), counting them in evs. A
+// manifest whose tags do not all fit is marked partial.
+func batchTags(txn *badger.Txn, evs []Evicted, partial map[string]bool, b *txnBudget, dels [][]byte) ([][]byte, error) {
+	manifests := map[string]int{} // digest -> index in evs
+	for i, ev := range evs {
+		if ev.Kind == KindManifest && !partial[ev.Digest] {
+			manifests[ev.Digest] = i
+		}
+	}
+	if len(manifests) == 0 {
+		return dels, nil
+	}
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = []byte(tagPrefix)
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		var rec TagRecord
+		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
+			return nil, err
+		}
+		i, ok := manifests[rec.Digest]
+		if !ok || partial[rec.Digest] {
+			continue
+		}
+		k := it.Item().KeyCopy(nil)
+		if !b.take(k) {
+			partial[rec.Digest] = true // finishDrop walks the tags again
+			continue
+		}
+		dels = append(dels, k)
+		evs[i].Tags++
+	}
+	return dels, nil
+}
+
+func isManifest(evs []Evicted, d string) bool {
+	for _, ev := range evs {
+		if ev.Digest == d {
+			return ev.Kind == KindManifest
+		}
+	}
+	return false
 }
 
 // evictEach removes ds one transaction each (the caller holds their locks).
@@ -212,12 +289,14 @@ func (s *Store) Remove(digest string) error {
 }
 
 // removeLocked removes blob d; the caller holds its digest lock. For crash
-// safety the metadata goes first, in one transaction: the blob/ record and,
-// for a manifest, the tag/ records pointing at it and its ref/ keys. If
-// keep(txn, d) is true in that transaction, nothing is removed (errKept).
-// Then dispose removes or moves the file; if that fails, the file is left
-// without metadata and the next Open walks blobs/ (it adopts or quarantines
-// it). ErrNotFound if d has no record.
+// safety the metadata goes first: one transaction deletes the blob/ record
+// and, within badger's limits, its links (both halves), its ref/ keys and,
+// for a manifest, the tag/ records pointing at it; what did not fit goes in
+// further transactions (finishDrop, see batch.go). If keep(txn, d) is true
+// in the first transaction, nothing is removed (errKept). Then dispose
+// removes or moves the file; if that fails, the file is left without
+// metadata and the next Open walks blobs/ (it adopts or quarantines it).
+// ErrNotFound if d has no record.
 func (s *Store) removeLocked(d string, keep func(*badger.Txn, string) bool,
 	dispose func(*Store, parsedDigest) error) (Evicted, error) {
 	p, err := parseDigest(d)
@@ -225,6 +304,7 @@ func (s *Store) removeLocked(d string, keep func(*badger.Txn, string) bool,
 		return Evicted{}, err
 	}
 	var ev Evicted
+	partial := false
 	err = s.update(func(txn *badger.Txn) error {
 		rec, err := readRecord(txn, d)
 		if err != nil {
@@ -233,14 +313,21 @@ func (s *Store) removeLocked(d string, keep func(*badger.Txn, string) bool,
 		if keep != nil && keep(txn, d) {
 			return errKept
 		}
-		n, err := deleteBlobMeta(txn, d, rec.Kind == KindManifest)
+		var n int
+		n, partial, err = deleteBlobMeta(txn, d, rec.Kind == KindManifest, s.newBudget())
 		ev = Evicted{BlobInfo: rec.info(d), Tags: n}
 		return err
 	})
 	if err != nil {
 		return Evicted{}, err
 	}
-	if err := s.removed(ev, p, dispose); err != nil {
+	var derr error
+	if partial {
+		n, err := s.finishDrop(d)
+		ev.Tags += n
+		derr = err // the marker stays: the next Open or commit of d finishes it
+	}
+	if err := errors.Join(derr, s.removed(ev, p, dispose)); err != nil {
 		return ev, fmt.Errorf("storage: %w", err)
 	}
 	return ev, nil
@@ -273,39 +360,24 @@ func removeBlobFile(s *Store, p parsedDigest) error {
 	return err
 }
 
-// deleteBlobMeta deletes the blob/ record of d, its ref/ keys and, if it is
-// a manifest, every tag/ record whose digest is d (a scan of all tags),
-// returning how many tags it dropped.
-func deleteBlobMeta(txn *badger.Txn, d string, manifest bool) (int, error) {
-	keys := [][]byte{blobKey(d), accessKey(d)}
-	keys = append(keys, keysWithPrefix(txn, refsPrefix(d))...)
-	var tags [][]byte
-	if manifest {
-		var err error
-		if tags, err = tagsPointingAt(txn, d); err != nil {
-			return 0, err
+// deleteBlobMeta deletes the blob/ and atime/ keys of d and, within b,
+// its ref/ keys, its links and, if it is a manifest, the tag/ records
+// whose digest is d (a walk of all tags). It returns how many tags it
+// deleted, and partial if some keys did not fit: then it writes d's drop
+// marker, for finishDrop.
+func deleteBlobMeta(txn *badger.Txn, d string, manifest bool, b *txnBudget) (tags int, partial bool, err error) {
+	own := [][]byte{blobKey(d), accessKey(d)}
+	b.take(own...)
+	keys, tags, complete, err := blobKeys(txn, d, manifest, b)
+	if err != nil {
+		return 0, false, err
+	}
+	if !complete {
+		if err := markDrop(txn, d, manifest); err != nil {
+			return 0, false, err
 		}
 	}
-	for _, k := range append(keys, tags...) {
-		if err := txn.Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	return len(tags), nil
-}
-
-// keysWithPrefix returns copies of the keys under prefix.
-func keysWithPrefix(txn *badger.Txn, prefix []byte) [][]byte {
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = prefix
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	var out [][]byte
-	for it.Rewind(); it.Valid(); it.Next() {
-		out = append(out, it.Item().KeyCopy(nil))
-	}
-	return out
+	return tags, !complete, deleteKeys(txn, append(own, keys...))
 }
 
 // tagsPointingAt returns the keys of the tag/ records whose digest is d.

@@ -8,10 +8,48 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
+// Links are written in two halves in one transaction: link/<ns>\x00<repo>
+// \x00<digest> (the record, JSON) and its reverse, the index key
+// repo/<digest>\x00<ns>\x00<repo> (the record's LinkSource as its value).
+// What asks "who links this digest" (LinkHolders, Unlink, hasLinks, a
+// blob's removal) reads the index: one prefix, O(links of that digest),
+// never a scan of every link. setLink and the removals in this package are
+// the only writers of either half.
+
 // MaxLinkHolders bounds the repositories LinkHolders returns for one
 // digest: an anonymous mount needs one the client may read, and a blob
 // shared by more repositories than this is not worth a longer answer.
 const MaxLinkHolders = 256
+
+// linkIndexPrefix keys are the reverse of link/ keys (see above).
+const linkIndexPrefix = "repo/"
+
+func linkIndexKey(d, ns, repo string) []byte {
+	return []byte(linkIndexPrefix + d + sep + ns + sep + repo)
+}
+
+func linkIndexPrefixOf(d string) []byte { return []byte(linkIndexPrefix + d + sep) }
+
+// setLink writes both halves of the link of (ns, repo) to d.
+func setLink(txn *badger.Txn, ns, repo, d string, rec linkRecord) error {
+	if err := setJSON(txn, linkKey(ns, repo, d), rec); err != nil {
+		return err
+	}
+	return txn.Set(linkIndexKey(d, ns, repo), []byte(rec.How))
+}
+
+// linkKeys returns both halves of the link of (ns, repo) to d: the record's
+// key, then the index key.
+func linkKeys(ns, repo, d string) [][]byte {
+	return [][]byte{linkKey(ns, repo, d), linkIndexKey(d, ns, repo)}
+}
+
+// splitIndexKey returns the namespace and repository of an index key
+// under linkIndexPrefixOf(d); ok is false for a key this build does not write.
+func splitIndexKey(key []byte, d string) (ns, repo string, ok bool) {
+	n, r, ok := bytes.Cut(key[len(linkIndexPrefixOf(d)):], []byte(sep))
+	return string(n), string(r), ok && len(n) > 0 && len(r) > 0
+}
 
 // LinkHolder is a repository linked to a digest (see Link).
 type LinkHolder struct {
@@ -24,11 +62,9 @@ type LinkHolder struct {
 // served or confirmed), at most MaxLinkHolders of them, in key order
 // (namespace, then repository); none is an empty result, not an error.
 //
-// Cost: link/ keys are ordered by namespace and repository, not digest, so
-// this scans the keys of every link record (as Unlink and
-// RemoveUnreferenced do), reading the values of matches only: O(links)
-// key comparisons in one read transaction, without locks held against
-// writers. It stops at the MaxLinkHolders-th match.
+// Cost: one prefix of the digest -> repositories index, stopping at the
+// MaxLinkHolders-th holder: O(holders returned), whatever the number of
+// other links, in one read transaction without locks held against writers.
 func (s *Store) LinkHolders(digest string) ([]LinkHolder, error) {
 	if _, err := parseDigest(digest); err != nil {
 		return nil, err
@@ -45,29 +81,81 @@ func (s *Store) LinkHolders(digest string) ([]LinkHolder, error) {
 	return out, nil
 }
 
-// linkHolders scans link/ keys for those ending in digest, up to limit.
+// linkHolders reads up to limit holders of digest from the index.
 func linkHolders(txn *badger.Txn, digest string, limit int) ([]LinkHolder, error) {
+	var out []LinkHolder
+	err := eachItem(txn, linkIndexPrefixOf(digest), true, func(key, value []byte) error {
+		if len(out) >= limit {
+			return errStopIter
+		}
+		if ns, repo, ok := splitIndexKey(key, digest); ok {
+			out = append(out, LinkHolder{Namespace: ns, Repo: repo, How: LinkSource(value)})
+		}
+		return nil
+	})
+	return out, err
+}
+
+// hasLinks reports whether any repository links d: one seek in the index.
+func hasLinks(txn *badger.Txn, d string) bool {
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
-	opts.Prefix = []byte(linkPrefix)
+	opts.Prefix = linkIndexPrefixOf(d)
 	it := txn.NewIterator(opts)
 	defer it.Close()
-	suffix := []byte(sep + digest)
-	var out []LinkHolder
-	for it.Rewind(); it.Valid() && len(out) < limit; it.Next() {
-		key := it.Item().Key()
-		if !bytes.HasSuffix(key, suffix) {
-			continue
-		}
-		ns, repo, ok := bytes.Cut(key[len(linkPrefix):len(key)-len(suffix)], []byte(sep))
-		if !ok {
-			continue // not a link key this build writes
-		}
-		var rec linkRecord
-		if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &rec) }); err != nil {
-			return nil, err
-		}
-		out = append(out, LinkHolder{Namespace: string(ns), Repo: string(repo), How: rec.How})
+	it.Rewind()
+	return it.Valid()
+}
+
+// linkIndexSchema is the first schema version whose links all have their
+// index key; Open builds the index of an older data dir (buildLinkIndex).
+const linkIndexSchema = 3
+
+// buildLinkIndex writes the index key of every link/ record, in write
+// batches (badger commits them as they fill, so any number of links fits).
+// It runs at Open, before anything else writes, on data dirs of a schema
+// before linkIndexSchema. Rewriting an index key is harmless, so a crash
+// part way only makes the next Open build it again.
+func (s *Store) buildLinkIndex() (int, error) {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		return eachItem(txn, []byte(linkPrefix), true, func(key, value []byte) error {
+			ns, repo, d, ok := splitLinkKey(key)
+			if !ok {
+				return nil // not a link key this build writes
+			}
+			var rec linkRecord
+			if err := json.Unmarshal(value, &rec); err != nil {
+				return fmt.Errorf("link %q: %w", key, err)
+			}
+			n++
+			return wb.Set(linkIndexKey(d, ns, repo), []byte(rec.How))
+		})
+	})
+	if err == nil {
+		err = wb.Flush()
 	}
-	return out, nil
+	if err != nil {
+		return n, fmt.Errorf("storage: build the link index: %w", err)
+	}
+	return n, nil
+}
+
+// splitLinkKey parses link/<ns>\x00<repo>\x00<digest>.
+func splitLinkKey(key []byte) (ns, repo, d string, ok bool) {
+	rest := key[len(linkPrefix):]
+	i := bytes.LastIndex(rest, []byte(sep))
+	if i < 0 {
+		return "", "", "", false
+	}
+	n, r, ok := bytes.Cut(rest[:i], []byte(sep))
+	if !ok || len(n) == 0 || len(r) == 0 {
+		return "", "", "", false
+	}
+	if _, err := parseDigest(string(rest[i+1:])); err != nil {
+		return "", "", "", false
+	}
+	return string(n), string(r), string(rest[i+1:]), true
 }

@@ -14,7 +14,9 @@ import (
 //
 //	1: JSON blob/ records
 //	2: binary blob/ records (record.go; JSON ones still read), atime/ keys
-const schemaVersion = 2
+//	3: the repo/ index of links (links.go), built at Open from older dirs;
+//	   drop/ markers (batch.go)
+const schemaVersion = 3
 
 // maxConflictRetries bounds retries of a transaction that lost a race
 // (badger.ErrConflict) with a concurrent one.
@@ -142,21 +144,36 @@ func (s *Store) Seq() (uint64, error) {
 	return n, nil
 }
 
-// checkSchema records the schema version in a new database and refuses a
-// database written by a newer build.
+// checkSchema refuses a database written by a newer build, brings an
+// older one up to this build's schema (the link index), and records the
+// schema version. The version is written after the upgrade: a crash during
+// it makes the next Open upgrade again.
 func (s *Store) checkSchema() error {
-	return s.update(func(txn *badger.Txn) error {
-		v, err := getUint(txn, schemaKey)
-		switch {
-		case err != nil:
-			return fmt.Errorf("storage: read schema version: %w", err)
-		case v < schemaVersion: // a new data dir, or one this build reads and upgrades as it writes
-			return txn.Set([]byte(schemaKey), []byte(strconv.Itoa(schemaVersion)))
-		case v > schemaVersion:
-			return fmt.Errorf("storage: data dir %s has metadata schema version %d, "+
-				"newer than the %d this build supports; run a newer cairn", s.dir, v, schemaVersion)
-		}
+	var v uint64
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		v, err = getUint(txn, schemaKey)
+		return err
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("storage: read schema version: %w", err)
+	case v > schemaVersion:
+		return fmt.Errorf("storage: data dir %s has metadata schema version %d, "+
+			"newer than the %d this build supports; run a newer cairn", s.dir, v, schemaVersion)
+	case v == schemaVersion:
 		return nil
+	}
+	if v < linkIndexSchema { // a new data dir (0): an empty walk
+		n, err := s.buildLinkIndex()
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.log.Info("built the digest -> repositories index of links", "links", n, "schema", v)
+		}
+	}
+	return s.update(func(txn *badger.Txn) error {
+		return txn.Set([]byte(schemaKey), []byte(strconv.Itoa(schemaVersion)))
 	})
 }
 

@@ -114,7 +114,8 @@ const blobInfoCacheSize = 8192
 // Open opens (creating if needed) the data directory dataDir: it creates the
 // layout, opens badger, empties tmp/ (leftovers of a crash) but for the
 // files of live upload sessions (see reconcileUploads), writes node.json
-// at first start, checks the schema version (refusing a newer one), drops
+// at first start, checks the schema version (refusing a newer one, and
+// upgrading an older one), finishes removals a crash cut short, drops
 // blob metadata whose file is missing and computes Usage. After an unclean
 // stop it also adopts or quarantines blob files that have no metadata (see
 // reconcile.go). Close the Store when done.
@@ -175,6 +176,9 @@ func (s *Store) init(site string) error {
 	}
 	if err := s.checkSchema(); err != nil {
 		return err
+	}
+	if err := s.finishDrops(); err != nil {
+		return fmt.Errorf("storage: finish removals: %w", err)
 	}
 	clean, err := takeCleanMarker(s.dir)
 	if err != nil {

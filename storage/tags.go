@@ -56,7 +56,7 @@ func (s *Store) Link(ns, repo, digest string, how LinkSource) error {
 		if linkRank[old.How] > linkRank[how] {
 			rec.How = old.How
 		}
-		return setJSON(txn, key, rec)
+		return setLink(txn, ns, repo, digest, rec)
 	})
 	if err != nil {
 		return fmt.Errorf("storage: link %s/%s@%s: %w", ns, repo, digest, err)

@@ -263,7 +263,7 @@ func (s *Store) publishUpload(id string, rec uploadRecord, p parsedDigest, f *os
 		// digest lock, atomically with the blob record: eviction never
 		// sees the blob unpinned.
 		now := s.now().UTC()
-		if err := setJSON(txn, linkKey(rec.Namespace, rec.Repo, digest), linkRecord{How: LinkPushed, At: now}); err != nil {
+		if err := setLink(txn, rec.Namespace, rec.Repo, digest, linkRecord{How: LinkPushed, At: now}); err != nil {
 			return err
 		}
 		if err := setJSON(txn, pinKey(digest, PushPinReason), pinRecord{At: now}); err != nil {

@@ -159,6 +159,12 @@ func (w *Writer) commit(kind Kind, mediaType string, withSeq func(*badger.Txn) e
 	// Verify) from running between the rename and the metadata write.
 	unlock := w.s.lockDigest(w.d.String())
 	defer unlock()
+	// A removal of this digest whose last keys are still to go (a drop
+	// marker) finishes first: its links must not survive into the new copy.
+	if err := w.s.finishPendingDrop(w.d.String()); err != nil {
+		w.discard()
+		return BlobInfo{}, fmt.Errorf("storage: commit %s: %w", w.d, err)
+	}
 	if err := w.publish(); err != nil {
 		// The rename may have happened (a failed directory sync): a file
 		// without metadata, which only the walk after a dirty stop adopts.
