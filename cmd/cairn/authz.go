@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/internal/config"
@@ -25,19 +25,28 @@ type apiAuth struct {
 	users *auth.Authenticator // nil: no htpasswd_file, nobody can log in
 	rules *auth.Rules
 	token *tokenAuth // nil: no auth.token, Basic only
-	// logins limits failed Basic checks per client address and user.
-	logins *loginLimiter
+	// logins limits failed Basic checks per (user, client address) and
+	// per client address; it outlives reloads of the auth section.
+	logins *auth.LoginLimiter
+	// proxies are auth.trusted_proxies: whose X-Forwarded-For names the
+	// client.
+	proxies []netip.Prefix
 }
 
 // newAPIAuth builds the authorizer from the auth: section (defaults
 // applied: anonymous is [pull] when absent). router is the API's: the
-// token endpoint canonicalises scope names with it.
-func newAPIAuth(a config.Auth, router *route.Router, log *slog.Logger) (*apiAuth, error) {
+// token endpoint canonicalises scope names with it. logins counts failed
+// logins; it is the process's one limiter, kept across reloads.
+func newAPIAuth(a config.Auth, router *route.Router, logins *auth.LoginLimiter, log *slog.Logger) (*apiAuth, error) {
 	rs, err := newRules(a)
 	if err != nil {
 		return nil, err
 	}
-	out := &apiAuth{rules: rs, logins: newLoginLimiter(loginFailures, loginWindow, loginLimiterSize, time.Now)}
+	proxies, err := auth.ParsePrefixes(a.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("auth.trusted_proxies: %w", err)
+	}
+	out := &apiAuth{rules: rs, logins: logins, proxies: proxies}
 	if a.HtpasswdFile != "" {
 		h, err := auth.LoadHtpasswd(a.HtpasswdFile)
 		if err != nil {
@@ -111,8 +120,8 @@ func (a *apiAuth) Authorize(r *http.Request, repo string, action registry.Action
 	case id.user != "":
 		return "", fmt.Errorf("user %q may not %s %s: %w", id.user, act, repo, ocierr.Denied)
 	case a.users == nil && a.token == nil:
-		return "", a.unauthorized(r, repo, act, fmt.Errorf("%s on %s needs credentials, and this cairn node has no users (no auth.htpasswd_file): anonymous clients may only %s: %w",
-			act, repo, a.rules.Anonymous(), ocierr.Unauthorized))
+		return "", a.unauthorized(r, repo, act, fmt.Errorf("%s on %s needs credentials, and this cairn node has no users (no auth.htpasswd_file): %w",
+			act, repo, ocierr.Unauthorized))
 	}
 	return "", a.unauthorized(r, repo, act, fmt.Errorf("%s on %s needs credentials: %w", act, repo, ocierr.Unauthorized))
 }
@@ -125,7 +134,7 @@ func (a *apiAuth) Authorize(r *http.Request, repo string, action registry.Action
 // every anonymous ping is challenged: it is how clients learn the realm,
 // where anonymous clients get their (pull) tokens too.
 func (a *apiAuth) ping(r *http.Request, id identity) (string, error) {
-	if id.user == "" && id.grant == nil && (a.users != nil || a.token != nil || a.rules.Anonymous() == 0) {
+	if id.user == "" && id.grant == nil && (a.users != nil || a.token != nil || !a.rules.AnonymousGrantsAny()) {
 		return "", a.unauthorized(r, "", 0, fmt.Errorf("credentials required: %w", ocierr.Unauthorized))
 	}
 	return id.user, nil
@@ -175,22 +184,23 @@ func (a *apiAuth) identify(r *http.Request, repo string, act auth.Action) (ident
 }
 
 // basicUser checks r's Basic credentials h (not empty ones) against the
-// users, unless too many checks failed lately for r's client address or
-// for the user name: then the error is a tooManyLogins, and no password
-// is checked. Unknown users and wrong passwords count alike.
+// users, unless too many checks failed lately for the user from r's client
+// address, or from that address (see auth.LoginLimiter): then the error
+// is a tooManyLogins, and no password is checked. Unknown users and wrong
+// passwords count alike.
 func (a *apiAuth) basicUser(r *http.Request, h string) (string, error) {
 	u, p, ok := auth.ParseBasic(h)
 	if !ok {
 		return "", fmt.Errorf("malformed Basic credentials: %w", ocierr.Unauthorized)
 	}
-	keys := loginKeys(r, u)
-	if retry, ok := a.logins.begin(keys); !ok {
+	client := auth.ClientAddr(r, a.proxies)
+	if retry, ok := a.logins.Begin(u, client); !ok {
 		return "", tooManyLogins{retry}
 	}
 	if a.users == nil || !a.users.Check(u, p) {
 		return "", fmt.Errorf("wrong user name or password: %w", ocierr.Unauthorized)
 	}
-	a.logins.succeeded(keys)
+	a.logins.Succeeded(u, client)
 	return u, nil
 }
 

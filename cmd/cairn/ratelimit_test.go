@@ -2,102 +2,15 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairn-mirror/cairn/auth"
 )
-
-// fakeClock is a clock tests move by hand.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
-func loginRequest(remote string) *http.Request {
-	r := httptest.NewRequest("GET", "/v2/", nil)
-	r.RemoteAddr = remote
-	return r
-}
-
-// failN begins n checks for keys and reports whether all were allowed.
-func failN(l *loginLimiter, keys []limitKey, n int) bool {
-	for range n {
-		if _, ok := l.begin(keys); !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// Ten failures from one address block that address, for any user, until
-// the window ends; another address and another user are not blocked.
-func TestLoginLimiterPerAddressAndUser(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
-	l := newLoginLimiter(10, time.Minute, 100, clock.now)
-	if !failN(l, loginKeys(loginRequest("192.0.2.1:1000"), "mallory"), 4) ||
-		!failN(l, loginKeys(loginRequest("192.0.2.1:2000"), "alice"), 6) {
-		t.Fatal("a check within the limit was refused")
-	}
-	clock.advance(20 * time.Second)
-	retry, ok := l.begin(loginKeys(loginRequest("192.0.2.1:3000"), "carol"))
-	if ok || retry != 40*time.Second {
-		t.Errorf("11th check from the address (new port, new user): ok %v retry %s, want refused, retry 40s", ok, retry)
-	}
-	if _, ok := l.begin(loginKeys(loginRequest("[2001:db8::1]:1000"), "carol")); !ok {
-		t.Error("a check from another address was refused")
-	}
-	if !failN(l, loginKeys(loginRequest("198.51.100.1:1"), "bob"), 10) {
-		t.Fatal("bob's first 10 checks were refused")
-	}
-	if _, ok := l.begin(loginKeys(loginRequest("198.51.100.2:1"), "bob")); ok {
-		t.Error("bob's 11th check, from a third address, was allowed")
-	}
-	clock.advance(40 * time.Second)
-	if _, ok := l.begin(loginKeys(loginRequest("192.0.2.1:3000"), "carol")); !ok {
-		t.Error("a check after the window ended was refused")
-	}
-}
-
-// Successful checks are refunded: they never count toward the limit.
-func TestLoginLimiterSuccessesNotCounted(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
-	l := newLoginLimiter(3, time.Minute, 100, clock.now)
-	keys := loginKeys(loginRequest("192.0.2.1:1"), "alice")
-	for i := range 50 {
-		if _, ok := l.begin(keys); !ok {
-			t.Fatalf("success %d refused", i)
-		}
-		l.succeeded(keys)
-	}
-	if !failN(l, keys, 3) {
-		t.Fatal("failures within the limit refused after successes")
-	}
-	if _, ok := l.begin(keys); ok {
-		t.Error("4th failure allowed, want refused")
-	}
-}
-
-// The map never holds more than its size: ended windows are swept, and
-// when every window is current the oldest is forgotten.
-func TestLoginLimiterBounded(t *testing.T) {
-	clock := &fakeClock{t: time.Unix(1_000_000, 0)}
-	l := newLoginLimiter(1, time.Minute, 8, clock.now)
-	for i := range 100 {
-		clock.advance(time.Second)
-		l.begin(loginKeys(loginRequest(net.JoinHostPort(net.IPv4(10, 0, 0, byte(i)).String(), "1")), "u"+string(rune('a'+i%26))))
-		if len(l.counts) > 8 {
-			t.Fatalf("after %d checks: %d keys, want at most 8", i+1, len(l.counts))
-		}
-	}
-	clock.advance(2 * time.Minute)
-	l.begin(loginKeys(loginRequest("192.0.2.9:1"), "z"))
-	if len(l.counts) != 2 {
-		t.Errorf("after the windows ended: %d keys, want 2 (the sweep dropped the rest)", len(l.counts))
-	}
-}
 
 func TestTooManyLoginsRetryAfter(t *testing.T) {
 	for _, tt := range []struct{ in, want time.Duration }{
@@ -137,13 +50,14 @@ func sendFrom(t *testing.T, local, method, url, user string) *http.Response {
 	return resp
 }
 
-// Ten wrong passwords for bob on the API: the 11th attempt, and even
-// bob's right password, get 429 TOOMANYREQUESTS with Retry-After; alice's
-// right password from another address still pushes.
-func TestFailedLoginsLimitedOnAPI(t *testing.T) {
+// Ten wrong passwords for bob from one address: the 11th attempt there,
+// and even bob's right password from there, get 429 TOOMANYREQUESTS with
+// Retry-After, before any bcrypt runs; bob's right password from another
+// address still pushes: a guesser cannot lock him out.
+func TestGuesserRefusedOnAPIWhileRealUserElsewherePushes(t *testing.T) {
 	f := newPushFixture(t)
 	uploads := f.node.url("/v2/registry.internal/bob/app/blobs/uploads/")
-	for i := range loginFailures {
+	for i := range auth.DefaultPairFailures {
 		if resp, _ := send(t, "POST", uploads, "bob:wrong", nil); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("wrong password %d: %d, want 401", i+1, resp.StatusCode)
 		}
@@ -155,8 +69,8 @@ func TestFailedLoginsLimitedOnAPI(t *testing.T) {
 		}
 		assertOCIError(t, user+" after 10 failures", body, "TOOMANYREQUESTS")
 	}
-	if resp := sendFrom(t, "127.0.0.2", "POST", f.node.url("/v2/registry.internal/team/app/blobs/uploads/"), "alice"); resp.StatusCode != http.StatusAccepted {
-		t.Errorf("alice's push from another address: %d, want 202", resp.StatusCode)
+	if resp := sendFrom(t, "127.0.0.2", "POST", uploads, "bob"); resp.StatusCode != http.StatusAccepted {
+		t.Errorf("bob's push from another address: %d, want 202", resp.StatusCode)
 	}
 }
 
@@ -165,7 +79,7 @@ func TestFailedLoginsLimitedOnAPI(t *testing.T) {
 func TestFailedLoginsLimitedAtToken(t *testing.T) {
 	f := newBearerFixture(t)
 	tokenURL := f.node.url("/token?service=cairn&scope=repository:registry.internal/bob/app:pull")
-	for i := range loginFailures {
+	for i := range auth.DefaultPairFailures {
 		if resp, _ := send(t, "GET", tokenURL, "bob:wrong", nil); resp.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("wrong password %d at /token: %d, want 401", i+1, resp.StatusCode)
 		}
@@ -177,5 +91,49 @@ func TestFailedLoginsLimitedAtToken(t *testing.T) {
 	assertOCIError(t, "11th attempt at /token", body, "TOOMANYREQUESTS")
 	if resp := sendFrom(t, "127.0.0.2", "GET", tokenURL, "carol"); resp.StatusCode != http.StatusOK {
 		t.Errorf("carol's token from another address: %d, want 200", resp.StatusCode)
+	}
+}
+
+// Behind a trusted proxy, X-Forwarded-For names the client: a guesser is
+// refused by its own address while the real user, behind the same proxy
+// but from another address, pushes. From an untrusted peer the header is
+// ignored, so a guesser cannot dodge its count by rotating it.
+func TestTrustedProxyForwardedForNamesTheClient(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trusted string
+		wantBob int // bob's push with a right password, forwarded for another client
+	}{
+		{"trusted proxy", "127.0.0.1/32", http.StatusAccepted},
+		{"untrusted peer", "192.0.2.0/24", http.StatusTooManyRequests},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			section := fmt.Sprintf(`auth:
+  htpasswd_file: %q
+  trusted_proxies: [%q]
+  access:
+    - users: [bob]
+      repositories: ["registry.internal/bob/app"]
+      actions: [pull, push]`, writeHtpasswd(t), tc.trusted)
+			n := startNode(t, testConfig(t, t.TempDir(), "127.0.0.1:9", "127.0.0.1:9", section))
+			uploads := n.url("/v2/registry.internal/bob/app/blobs/uploads/")
+			for i := range auth.DefaultPairFailures {
+				xff := fmt.Sprintf("198.51.100.%d", 1+i%2) // the header rotates; only a trusted peer's counts
+				if resp, _ := send(t, "POST", uploads, "bob:wrong", nil, "X-Forwarded-For", xff); resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("wrong password %d: %d, want 401", i+1, resp.StatusCode)
+				}
+			}
+			if tc.trusted == "127.0.0.1/32" {
+				for range auth.DefaultPairFailures / 2 { // (bob, 198.51.100.1) reaches its limit
+					send(t, "POST", uploads, "bob:wrong", nil, "X-Forwarded-For", "198.51.100.1")
+				}
+				if resp, _ := send(t, "POST", uploads, "bob", nil, "X-Forwarded-For", "198.51.100.1"); resp.StatusCode != http.StatusTooManyRequests {
+					t.Errorf("bob from the guesser's forwarded address: %d, want 429", resp.StatusCode)
+				}
+			}
+			if resp, _ := send(t, "POST", uploads, "bob", nil, "X-Forwarded-For", "203.0.113.5"); resp.StatusCode != tc.wantBob {
+				t.Errorf("bob's push forwarded for 203.0.113.5: %d, want %d", resp.StatusCode, tc.wantBob)
+			}
+		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/cache"
 	"github.com/cairn-mirror/cairn/internal/config"
 	"github.com/cairn-mirror/cairn/internal/route"
@@ -123,6 +124,9 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	deletes := make(map[string]registry.Deletes, len(cfg.Upstreams))
 	for _, u := range cfg.Upstreams {
 		deletes[u.Name] = registry.Deletes{Tags: u.Delete.Tags, Manifests: u.Delete.Manifests, Blobs: u.Delete.Blobs}
+		if u.AnonymousPullsUseCredentials {
+			log.Warn("anonymous clients pull through this namespace's upstream credentials (anonymous_pulls_use_credentials)", "namespace", u.Name)
+		}
 		ns, err := cacheNamespace(u, upMetrics, log)
 		if err != nil {
 			return nil, nil, err
@@ -148,7 +152,11 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	if err != nil {
 		return nil, nil, err
 	}
-	authz, err := newAPIAuth(cfg.Auth, router, log.With("component", "token"))
+	logins, err := auth.NewLoginLimiter()
+	if err != nil {
+		return nil, nil, err
+	}
+	authz, err := newAPIAuth(cfg.Auth, router, logins, log.With("component", "token"))
 	if err != nil {
 		return nil, nil, err
 	}

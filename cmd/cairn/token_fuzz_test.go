@@ -35,7 +35,11 @@ func fuzzAuth(f *testing.F) (*apiAuth, *auth.Verifier) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	a, err := newAPIAuth(cfg.Auth, router, slog.New(slog.DiscardHandler))
+	logins, err := auth.NewLoginLimiter()
+	if err != nil {
+		f.Fatal(err)
+	}
+	a, err := newAPIAuth(cfg.Auth, router, logins, slog.New(slog.DiscardHandler))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -176,7 +176,7 @@ func TestTokenScopedToRepository(t *testing.T) {
 // challenge; the same claims signed right, and current, are accepted.
 func TestTokenRefused(t *testing.T) {
 	f := newBearerFixture(t)
-	everything, err := auth.NewRules(auth.NewActions(auth.Pull, auth.Push), nil)
+	everything, err := auth.NewRules(0, []auth.Rule{{Users: []string{"alice"}, Repositories: []string{"**"}, Actions: auth.NewActions(auth.Pull, auth.Push)}})
 	if err != nil {
 		t.Fatal(err)
 	}
