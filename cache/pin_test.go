@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"testing"
+	"time"
 
 	"strings"
 
@@ -140,5 +141,35 @@ func TestPinPlatformsLimitWhatIsFetched(t *testing.T) {
 				t.Errorf("%s held: %v, want %v", dg, err == nil, img.want)
 			}
 		}
+	}
+}
+
+// A rule-pinned tag that moves upstream releases its old image: the rule's
+// pin ("config:<rule>") follows the tag, so the previous digest becomes
+// evictable and the budget can hold. (Every revision a pinned tag ever had
+// used to stay pinned.)
+func TestRulePinReleasesTheDigestATagMovedFrom(t *testing.T) {
+	e := newEnv(t, nil, cache.WithLimit(cache.Limit{Max: 1, High: 0.5, Low: 0.25}),
+		cache.WithPins(rules(t, "docker.io/library/a:v1")))
+	old := e.o.push(t, "library/a", "v1", image(t))
+	if _, err := e.manifest(t, "library/a", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if pinned, _ := e.store.Pinned(old); !pinned {
+		t.Fatalf("the rule's tag %s is not pinned before it moves, so nothing below is tested", old)
+	}
+	moved := e.o.push(t, "library/a", "v1", image(t))
+	e.clock.Add(2 * time.Minute)
+	if d, err := e.manifest(t, "library/a", "v1"); err != nil || d != moved {
+		t.Fatalf("after the move: %s %v, want %s", d, err, moved)
+	}
+	if err := e.c.EnforceLimit(); err != nil {
+		t.Fatal(err)
+	}
+	if pinned, _ := e.store.Pinned(old); pinned {
+		t.Errorf("the tag's previous digest %s is still pinned by the rule after the tag moved", old)
+	}
+	if pinned, _ := e.store.Pinned(moved); !pinned {
+		t.Errorf("the tag's new digest %s is not pinned by the rule", moved)
 	}
 }
