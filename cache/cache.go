@@ -59,11 +59,12 @@ type Cache struct {
 	log       *slog.Logger
 	metrics   *metrics
 	reg       prometheus.Registerer
-	fillBound time.Duration
-	bufs      *copyBuffers // for serving files
+	fillBound time.Duration // one upstream request of a fill; 0: none
+	bufs      *copyBuffers  // for serving files
 
 	mu       sync.Mutex
 	inflight map[string]*fill // by digest: one fill per digest, process-wide
+	closed   bool             // Close has begun: no fill starts (under mu)
 	root     context.Context  // fills run under it: detached from requests, ended by Close
 	stop     context.CancelFunc
 	fills    sync.WaitGroup
@@ -84,6 +85,7 @@ type Cache struct {
 	cooldown time.Duration       // how long it stays open
 
 	uploadExpiry time.Duration // idle upload sessions end after it
+	uploads      UploadLimits  // size and session caps of pushes
 }
 
 // Option configures a Cache.
@@ -106,7 +108,10 @@ func WithBreaker(failures int, cooldown time.Duration) Option {
 	return func(c *Cache) { c.breakAt, c.cooldown = failures, cooldown }
 }
 
-// WithFillBound caps how long one fill may take in all (default 1h).
+// WithFillBound caps how long one upstream request of a fill may take
+// (cache.fill_max_duration; default 0, no cap: the idle timeout ends a
+// stalled fill). A fill cut by it resumes with Range where it stopped; see
+// pump for how many resumes it gets.
 func WithFillBound(d time.Duration) Option { return func(c *Cache) { c.fillBound = d } }
 
 // manifestLRUSize is how many small manifests stay in memory; with
@@ -127,17 +132,16 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		return nil, errors.New("cache: nil store")
 	}
 	c := &Cache{
-		store:     store,
-		nss:       make(map[string]*Namespace, len(nss)),
-		now:       time.Now,
-		log:       slog.New(slog.DiscardHandler),
-		fillBound: time.Hour,
-		inflight:  make(map[string]*fill),
-		inUse:     make(map[string]int),
-		pressure:  make(chan struct{}, 1),
-		breakers:  make(map[string]*breaker),
-		breakAt:   5,
-		cooldown:  30 * time.Second,
+		store:    store,
+		nss:      make(map[string]*Namespace, len(nss)),
+		now:      time.Now,
+		log:      slog.New(slog.DiscardHandler),
+		inflight: make(map[string]*fill),
+		inUse:    make(map[string]int),
+		pressure: make(chan struct{}, 1),
+		breakers: make(map[string]*breaker),
+		breakAt:  5,
+		cooldown: 30 * time.Second,
 
 		uploadExpiry: DefaultUploadExpiry,
 		bufs:         newCopyBuffers(),
@@ -154,8 +158,14 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 	for _, o := range opts {
 		o(c)
 	}
+	if c.fillBound < 0 {
+		return nil, fmt.Errorf("cache: fill bound %v, want >= 0", c.fillBound)
+	}
 	if c.uploadExpiry <= 0 {
 		return nil, fmt.Errorf("cache: upload expiry %v, want > 0", c.uploadExpiry)
+	}
+	if u := c.uploads; u.MaxSize < 0 || u.Sessions < 0 || u.SessionsPerUser < 0 {
+		return nil, fmt.Errorf("cache: upload limits %+v, want >= 0", u)
 	}
 	for name := range c.nss {
 		c.breakers[name] = &breaker{threshold: max(c.breakAt, 1), cooldown: c.cooldown}
@@ -169,9 +179,17 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 	return c, nil
 }
 
+// ErrClosed answers a request that would start a fill after Close.
+var ErrClosed = errors.New("cache: closed (the node is shutting down)")
+
 // Close stops the fills still running (their temp files are removed) and
-// waits for them, so the store can be closed after it.
+// waits for them, so the store can be closed after it. No fill starts
+// once it has begun: a request that would need one fails with ErrClosed
+// (UNAVAILABLE). Safe to call more than once.
 func (c *Cache) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
 	c.stop()
 	c.fills.Wait()
 }

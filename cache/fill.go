@@ -18,6 +18,10 @@ import (
 // fill_idle_timeout: an outage, unlike a client leaving.
 var errIdle = errors.New("no bytes from the source within fill_idle_timeout")
 
+// errFillCut is why a fill's upstream request was cancelled when it ran
+// for fill_max_duration: the fill resumes with Range from where it is.
+var errFillCut = errors.New("the upstream request ran for fill_max_duration")
+
 // errTemp marks a failure to write the temp file (a full disk, say): final
 // for the fill, since reopening the source cannot mend it.
 var errTemp = errors.New("writing the temp file")
@@ -35,7 +39,9 @@ const (
 	// last byte once the digest matches, before the commit's fsync.
 	releaseBeforeSync = 4 << 20
 	// maxResumes bounds how often a fill reopens a dropped or stalled
-	// source body with Range before it gives up.
+	// source body with Range before it gives up. A request cut by
+	// fill_max_duration after it wrote something is not counted: a fill
+	// that keeps making progress completes (see pump).
 	maxResumes = 3
 )
 
@@ -98,9 +104,10 @@ func (f *fill) update(change func()) {
 
 // startFill returns the fill in flight for dgst (joined true), or starts
 // one for repo reading from src. The fill runs on the cache's own context,
-// detached from the request's, so the
-// client that started it may leave; it is bounded by fillBound and fails
-// after the namespace's FillIdleTimeout without progress.
+// detached from the request's, so the client that started it may leave;
+// each of its upstream requests is bounded by fillBound, and it fails
+// after the namespace's FillIdleTimeout without progress. After Close it
+// starts nothing: the fill returned has already failed with ErrClosed.
 func (c *Cache) startFill(ns *Namespace, src Source, repo route.Repo, dgst string) (f *fill, joined bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -109,6 +116,10 @@ func (c *Cache) startFill(ns *Namespace, src Source, repo route.Repo, dgst strin
 		return f, true
 	}
 	f = newFill(repo, dgst, src, ns.FillIdleTimeout)
+	if c.closed {
+		f.done, f.err = true, fmt.Errorf("fill %s: %w: %w", dgst, ErrClosed, ocierr.Unavailable)
+		return f, false
+	}
 	c.inflight[dgst] = f
 	c.metrics.inflight.Inc()
 	c.fills.Add(1)
@@ -120,8 +131,6 @@ func (c *Cache) startFill(ns *Namespace, src Source, repo route.Repo, dgst strin
 }
 
 func (c *Cache) runFill(ctx context.Context, f *fill) {
-	ctx, cancel := context.WithTimeout(ctx, c.fillBound)
-	defer cancel()
 	result, err := c.pump(ctx, f)
 	if err == nil {
 		result, err = c.commitFill(f)
@@ -171,14 +180,21 @@ func (c *Cache) commitFill(f *fill) (string, error) {
 	}
 }
 
-// pump copies the source into the temp file until the body ends, reopening
-// a dropped or stalled body with Range up to maxResumes times.
+// pump copies the source into the temp file until the body ends,
+// reopening the source with Range from where the fill is when a body
+// breaks off. The rule: a request cut by fill_max_duration (errFillCut)
+// that wrote at least one byte is resumed without limit, since each such
+// cut moves the fill forward; every other break (a dropped or stalled
+// body, or a cut that wrote nothing) counts, and the fill gives up after
+// maxResumes of those. A fill whose first request broke before the source
+// answered is not resumed.
 func (c *Cache) pump(ctx context.Context, f *fill) (string, error) {
 	b0, b1 := fillBufs.Get().(*[]byte), fillBufs.Get().(*[]byte)
 	defer fillBufs.Put(b0) // pumpBody has stopped its reader when it returns
 	defer fillBufs.Put(b1)
 	bufs := [2][]byte{*b0, *b1}
-	for resumes := 0; ; resumes++ {
+	for resumes := 0; ; {
+		from := f.state().written
 		err := c.pumpBody(ctx, f, bufs)
 		if err == nil {
 			return "", nil
@@ -190,11 +206,15 @@ func (c *Cache) pump(ctx context.Context, f *fill) (string, error) {
 			return "aborted", err
 		}
 		st := f.state()
-		if !st.opened || resumes == maxResumes || ctx.Err() != nil || isFinal(err) {
+		progressCut := errors.Is(err, errFillCut) && st.written > from
+		if !st.opened || (!progressCut && resumes == maxResumes) || ctx.Err() != nil || isFinal(err) {
 			return "upstream_error", err
 		}
+		if !progressCut {
+			resumes++
+		}
 		c.metrics.resumes.Inc()
-		c.log.Info("resuming fill", "digest", f.digest, "offset", st.written, "err", err)
+		c.log.Info("resuming fill", "digest", f.digest, "offset", st.written, "cut", progressCut, "err", err)
 	}
 }
 
@@ -206,12 +226,22 @@ func isFinal(err error) bool {
 }
 
 // pumpBody opens the source at the fill's offset and copies one body. A
-// body that ends before the announced size is an error (to resume). The
-// next read from the source runs while the last one is written and hashed:
-// two buffers, one goroutine reading, this one writing.
-func (c *Cache) pumpBody(ctx context.Context, f *fill, bufs [2][]byte) error {
+// body that ends before the announced size is an error (to resume); so is
+// one cut by the fill bound, which then wraps errFillCut. The next read
+// from the source runs while the last one is written and hashed: two
+// buffers, one goroutine reading, this one writing.
+func (c *Cache) pumpBody(ctx context.Context, f *fill, bufs [2][]byte) (err error) {
 	bctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	if c.fillBound > 0 {
+		cut := time.AfterFunc(c.fillBound, func() { cancel(errFillCut) })
+		defer cut.Stop()
+		defer func() {
+			if err != nil && errors.Is(context.Cause(bctx), errFillCut) {
+				err = fmt.Errorf("%w: %w", errFillCut, err)
+			}
+		}()
+	}
 	timer := c.idleTimer(f.idle, cancel)
 	defer timer.Stop()
 	body, err := f.src.Open(bctx, f.state().written)

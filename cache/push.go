@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"strings"
 	"time"
 
@@ -22,12 +23,18 @@ import (
 // revalidated against an upstream.
 const sourcePush = "push"
 
-// StartUpload opens a durable upload session in repo.
-func (c *Cache) StartUpload(_ context.Context, repo route.Repo) (string, error) {
+// StartUpload opens a durable upload session in repo for user ("" for
+// anonymous). Past the session limits it is TOOMANYREQUESTS and nothing is
+// created.
+func (c *Cache) StartUpload(_ context.Context, repo route.Repo, user string) (string, error) {
 	if _, err := c.namespace(repo.Namespace); err != nil {
 		return "", err
 	}
-	u, err := c.store.NewUpload(repo.Namespace, repo.Name)
+	lim := storage.UploadLimits{Sessions: c.uploads.Sessions, PerUser: c.uploads.SessionsPerUser}
+	u, err := c.store.NewUpload(repo.Namespace, repo.Name, user, lim)
+	if errors.Is(err, storage.ErrTooManyUploads) {
+		return "", fmt.Errorf("%w: %w", err, ocierr.TooManyRequests)
+	}
 	if err != nil {
 		return "", err
 	}
@@ -57,14 +64,64 @@ func uploadErr(id string, err error) error {
 	return err
 }
 
-// AppendUpload appends body at offset; on a mismatch the size returned is
-// the session's.
-func (c *Cache) AppendUpload(_ context.Context, repo route.Repo, id string, offset int64, body io.Reader) (int64, error) {
-	if _, err := c.session(repo, id); err != nil {
+// AppendUpload appends body, of length bytes (-1: unknown), at offset;
+// on a mismatch the size returned is the session's. An append that would
+// take the session past the upload size cap ends the session, refused
+// with SIZE_INVALID (413): before reading a byte when length says so,
+// else once the body passes the cap (keeping nothing of it).
+func (c *Cache) AppendUpload(_ context.Context, repo route.Repo, id string, offset, length int64, body io.Reader) (int64, error) {
+	u, err := c.session(repo, id)
+	if err != nil {
 		return 0, err
 	}
-	u, err := c.store.AppendUpload(id, offset, body)
+	if limit := c.uploads.MaxSize; limit > 0 {
+		room := limit - offset
+		if room < 0 || length > room {
+			return u.Offset, c.tooLarge(id, limit)
+		}
+		body = &cappedReader{r: body, left: room}
+	}
+	u, err = c.store.AppendUpload(id, offset, body)
+	if errors.Is(err, errTooLarge) {
+		return u.Offset, c.tooLarge(id, c.uploads.MaxSize)
+	}
 	return u.Offset, uploadErr(id, err)
+}
+
+// tooLarge ends session id, which would pass limit bytes, and returns the
+// refusal: SIZE_INVALID, the spec's code for a blob length it cannot take
+// (it has none for "too large"), with 413 so that clients do not retry.
+func (c *Cache) tooLarge(id string, limit int64) error {
+	err := fmt.Errorf("upload %s: the blob would pass the upload size cap of %d bytes, session ended: %w", id, limit, ocierr.SizeInvalid)
+	if cerr := c.store.CancelUpload(id); cerr != nil && !errors.Is(cerr, storage.ErrUploadUnknown) {
+		c.log.Warn("ending an oversized upload session", "upload", id, "err", cerr)
+	}
+	return ocierr.WithStatus(err, http.StatusRequestEntityTooLarge)
+}
+
+// errTooLarge is a cappedReader's error past its cap.
+var errTooLarge = errors.New("upload body past the size cap")
+
+// cappedReader reads at most left bytes of r; one more is errTooLarge.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errTooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	if int64(n) > c.left {
+		n, c.left = int(c.left), -1
+		return n, errTooLarge
+	}
+	c.left -= int64(n)
+	return n, err
 }
 
 // UploadStatus returns the bytes the session holds.
@@ -319,6 +376,19 @@ const uploadSweepEvery = time.Hour
 // WithUploadExpiry sets how long an idle upload session lives (default
 // DefaultUploadExpiry).
 func WithUploadExpiry(d time.Duration) Option { return func(c *Cache) { c.uploadExpiry = d } }
+
+// UploadLimits bounds pushes. A zero field is no bound (the default).
+type UploadLimits struct {
+	// MaxSize caps one blob upload: a monolithic one, or the sum of its
+	// chunks.
+	MaxSize int64
+	// Sessions caps the node's open upload sessions, SessionsPerUser
+	// those of one user (anonymous clients count as one user, "").
+	Sessions, SessionsPerUser int
+}
+
+// WithUploadLimits sets the upload bounds (default: none).
+func WithUploadLimits(l UploadLimits) Option { return func(c *Cache) { c.uploads = l } }
 
 // ExpireUploads ends the upload sessions idle for longer than the upload
 // expiry, and returns how many it ended.

@@ -47,9 +47,9 @@ func fuzzCache(f *testing.F) *cache.Cache {
 	}
 	ctx := context.Background()
 	for _, b := range fuzzHeld {
-		id, err := c.StartUpload(ctx, fuzzRepo)
+		id, err := c.StartUpload(ctx, fuzzRepo, "")
 		if err == nil {
-			_, err = c.AppendUpload(ctx, fuzzRepo, id, 0, bytes.NewReader(b))
+			_, err = c.AppendUpload(ctx, fuzzRepo, id, 0, int64(len(b)), bytes.NewReader(b))
 		}
 		if err == nil {
 			_, err = c.CommitUpload(ctx, fuzzRepo, id, fuzzDigest(b))

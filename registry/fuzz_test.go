@@ -78,7 +78,7 @@ type memUploader struct {
 	appends  int
 }
 
-func (u *memUploader) StartUpload(context.Context, route.Repo) (string, error) {
+func (u *memUploader) StartUpload(context.Context, route.Repo, string) (string, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	id := strconv.Itoa(len(u.sessions))
@@ -86,7 +86,7 @@ func (u *memUploader) StartUpload(context.Context, route.Repo) (string, error) {
 	return id, nil
 }
 
-func (u *memUploader) AppendUpload(_ context.Context, _ route.Repo, id string, offset int64, body io.Reader) (int64, error) {
+func (u *memUploader) AppendUpload(_ context.Context, _ route.Repo, id string, offset, _ int64, body io.Reader) (int64, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	b, ok := u.sessions[id]

@@ -22,13 +22,19 @@ import (
 // concurrent use; operations on one session are serialised. Errors wrap
 // ocierr codes.
 type Uploader interface {
-	// StartUpload opens a session in repo and returns its ID (URL-safe).
-	StartUpload(ctx context.Context, repo route.Repo) (id string, err error)
-	// AppendUpload appends body to the session, which must hold exactly
-	// offset bytes, and returns how many it holds after. On an offset
-	// mismatch the error wraps ocierr.RangeInvalid and size is the
-	// session's current size. A failed append keeps nothing of body.
-	AppendUpload(ctx context.Context, repo route.Repo, id string, offset int64, body io.Reader) (size int64, err error)
+	// StartUpload opens a session in repo for user (the authenticated
+	// pusher, "" for anonymous) and returns its ID (URL-safe). Past a
+	// limit on open sessions the error wraps ocierr.TooManyRequests and
+	// nothing is created.
+	StartUpload(ctx context.Context, repo route.Repo, user string) (id string, err error)
+	// AppendUpload appends body, of length bytes (-1: unknown, as
+	// Content-Length), to the session, which must hold exactly offset
+	// bytes, and returns how many it holds after. On an offset mismatch
+	// the error wraps ocierr.RangeInvalid and size is the session's
+	// current size. A failed append keeps nothing of body. An append
+	// that would pass the upload size cap wraps ocierr.SizeInvalid and
+	// ends the session; one whose length says so reads nothing of body.
+	AppendUpload(ctx context.Context, repo route.Repo, id string, offset, length int64, body io.Reader) (size int64, err error)
 	// UploadStatus returns how many bytes the session holds.
 	UploadStatus(ctx context.Context, repo route.Repo, id string) (size int64, err error)
 	// CommitUpload verifies the session's bytes against digest
@@ -122,7 +128,7 @@ func (h *Handler) startUpload(w *responseWriter, r *http.Request, req *request) 
 			return blobCreated(w, r, req, d)
 		}
 	}
-	id, err := h.pusher.StartUpload(r.Context(), req.repo)
+	id, err := h.pusher.StartUpload(r.Context(), req.repo, req.user)
 	if err != nil {
 		return err
 	}
@@ -214,7 +220,7 @@ func (h *Handler) patchUpload(w *responseWriter, r *http.Request, req *request) 
 	if err != nil {
 		return h.rangeError(w, r, req, err)
 	}
-	size, err := h.pusher.AppendUpload(r.Context(), req.repo, id, offset, r.Body)
+	size, err := h.pusher.AppendUpload(r.Context(), req.repo, id, offset, r.ContentLength, r.Body)
 	if err != nil {
 		if errors.Is(err, ocierr.RangeInvalid) {
 			setUploadHeaders(w, r, req, id, size)
@@ -299,7 +305,7 @@ func (h *Handler) finishUpload(r *http.Request, req *request, id string, offset 
 		return oci.Descriptor{}, err
 	}
 	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-		if _, err := h.pusher.AppendUpload(r.Context(), req.repo, id, offset, r.Body); err != nil {
+		if _, err := h.pusher.AppendUpload(r.Context(), req.repo, id, offset, r.ContentLength, r.Body); err != nil {
 			return oci.Descriptor{}, err
 		}
 	}

@@ -86,6 +86,7 @@ type Store struct {
 	// Pin. See lockDigest.
 	digestLocks [digestLockStripes]sync.Mutex
 	uploadLocks sessionLocks  // serialise the operations on each upload session (upload.go)
+	uploadCount uploadCounts  // open upload sessions, in all and per user (upload_open.go)
 	infoMu      sync.Mutex    // orders additions to infos against removals (see cacheInfo)
 	removals    atomic.Uint64 // bumped under infoMu by every removal
 

@@ -55,7 +55,16 @@ var (
 	// ErrUploadOffset: an append did not start at the session's offset.
 	// HTTP answers 416 with the session's current range.
 	ErrUploadOffset = errors.New("upload offset mismatch")
+	// ErrTooManyUploads: NewUpload would pass one of its UploadLimits;
+	// nothing was created. The spec's TOOMANYREQUESTS.
+	ErrTooManyUploads = errors.New("too many open upload sessions")
 )
+
+// UploadLimits bounds the open upload sessions NewUpload may create: of
+// the node (Sessions) and of one user (PerUser). Zero is no bound.
+type UploadLimits struct {
+	Sessions, PerUser int
+}
 
 // PushPinReason is the reason CommitUpload pins a pushed blob with (see
 // Pin): pushed content is never evicted. Unpin it with this reason.
@@ -74,7 +83,8 @@ type Upload struct {
 	ID        string
 	Namespace string
 	Repo      string
-	Offset    int64 // bytes received and recorded; the next append starts here
+	User      string // who started it ("" for anonymous), for the per-user limit
+	Offset    int64  // bytes received and recorded; the next append starts here
 	Started   time.Time
 	Updated   time.Time // NewUpload or the last successful append
 }
@@ -83,6 +93,7 @@ type Upload struct {
 type uploadRecord struct {
 	Namespace string    `json:"ns"`
 	Repo      string    `json:"repo"`
+	User      string    `json:"user,omitempty"`
 	Offset    int64     `json:"offset"`
 	Started   time.Time `json:"started"`
 	Updated   time.Time `json:"updated"`
@@ -93,32 +104,57 @@ type uploadRecord struct {
 }
 
 func (r uploadRecord) upload(id string) Upload {
-	return Upload{ID: id, Namespace: r.Namespace, Repo: r.Repo, Offset: r.Offset,
+	return Upload{ID: id, Namespace: r.Namespace, Repo: r.Repo, User: r.User, Offset: r.Offset,
 		Started: r.Started, Updated: r.Updated}
 }
 
 // NewUpload starts an upload session for repository repo of namespace ns
-// (ErrInvalidName if either is empty or contains NUL). The session is
-// durable: it survives a restart until committed, cancelled or expired.
-// The caller checks that ns/repo may be pushed to; storage does not.
-func (s *Store) NewUpload(ns, repo string) (Upload, error) {
+// (ErrInvalidName if either is empty or contains NUL), started by user
+// ("" for anonymous). If the node already holds lim.Sessions open
+// sessions, or user lim.PerUser, it fails with ErrTooManyUploads and
+// creates nothing. The session is durable: it survives a restart until
+// committed, cancelled or expired, and counts against the limits until
+// then (the counts are rebuilt from the records at Open). The caller
+// checks that ns/repo may be pushed to; storage does not.
+func (s *Store) NewUpload(ns, repo, user string, lim UploadLimits) (Upload, error) {
 	if err := checkNames(ns, repo); err != nil {
 		return Upload{}, err
 	}
+	if !s.uploadCount.reserve(user, lim) {
+		return Upload{}, fmt.Errorf("storage: new upload %s/%s for %q: limits %d in all, %d per user: %w",
+			ns, repo, user, lim.Sessions, lim.PerUser, ErrTooManyUploads)
+	}
+	u, err := s.newUpload(ns, repo, user)
+	if err != nil {
+		s.uploadCount.release(user)
+		return Upload{}, fmt.Errorf("storage: new upload %s/%s: %w", ns, repo, err)
+	}
+	return u, nil
+}
+
+// newUpload creates the file and the record of a session whose place in
+// the counts is reserved.
+func (s *Store) newUpload(ns, repo, user string) (Upload, error) {
 	id, err := newUploadID()
 	if err != nil {
-		return Upload{}, fmt.Errorf("storage: new upload %s/%s: %w", ns, repo, err)
+		return Upload{}, err
 	}
 	if err := createUploadFile(s.uploadPath(id)); err != nil {
-		return Upload{}, fmt.Errorf("storage: new upload %s/%s: %w", ns, repo, err)
+		return Upload{}, err
 	}
 	now := s.now().UTC()
-	rec := uploadRecord{Namespace: ns, Repo: repo, Started: now, Updated: now}
+	rec := uploadRecord{Namespace: ns, Repo: repo, User: user, Started: now, Updated: now}
 	if err := s.putUpload(id, rec); err != nil {
 		os.Remove(s.uploadPath(id)) // a record that did land is dropped when its file is found missing
-		return Upload{}, fmt.Errorf("storage: new upload %s/%s: %w", ns, repo, err)
+		return Upload{}, err
 	}
 	return rec.upload(id), nil
+}
+
+// UploadSessions returns how many upload sessions are open on the node,
+// and how many of them user started.
+func (s *Store) UploadSessions(user string) (total, ofUser int) {
+	return s.uploadCount.get(user)
 }
 
 func newUploadID() (string, error) {
@@ -272,11 +308,16 @@ func (s *Store) publishUpload(id string, rec uploadRecord, p parsedDigest, f *os
 		return txn.Delete(uploadKey(id))
 	})
 	if err != nil { // err names the digest; the caller knows the session
-		if _, derr := s.dropUpload(id, nil); derr != nil && !errors.Is(derr, ErrUploadUnknown) {
+		dropped, derr := s.dropUpload(id, nil)
+		switch {
+		case errors.Is(derr, ErrUploadUnknown) && !dropped:
+			s.uploadCount.release(rec.User) // the commit's transaction deleted the record
+		case derr != nil:
 			err = errors.Join(err, derr)
 		}
 		return BlobInfo{}, err
 	}
+	s.uploadCount.release(rec.User)
 	return info, nil
 }
 
@@ -374,12 +415,13 @@ func (s *Store) dropBroken(id, why string) error {
 }
 
 // dropUpload deletes the record of session id, if cond (nil: always) holds
-// for it, then its file. It reports whether it deleted the record;
-// ErrUploadUnknown if there is none. The caller holds the session lock.
+// for it, then its file, and gives its place in the counts back. It
+// reports whether it deleted the record; ErrUploadUnknown if there is
+// none. The caller holds the session lock.
 func (s *Store) dropUpload(id string, cond func(uploadRecord) bool) (bool, error) {
 	dropped := false
+	var rec uploadRecord
 	err := s.update(func(txn *badger.Txn) error {
-		var rec uploadRecord
 		if err := getUploadTxn(txn, id, &rec); err != nil {
 			return err
 		}
@@ -391,6 +433,7 @@ func (s *Store) dropUpload(id string, cond func(uploadRecord) bool) (bool, error
 	if err != nil || !dropped {
 		return false, err
 	}
+	s.uploadCount.release(rec.User)
 	if err := os.Remove(s.uploadPath(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return true, fmt.Errorf("upload %s: record deleted, file kept until the next Open: %w", id, err)
 	}

@@ -40,11 +40,13 @@ func (s *Store) forEachUpload(fn func(id string, rec uploadRecord, err error) er
 // reconcileUploads checks the upload/ records against their files at Open,
 // before tmp/ is emptied. A record that is malformed, or whose file is
 // missing, not a regular file or shorter than its offset, is dropped (the
-// client starts again); a file longer than its offset is cut to it. It
-// returns the names in tmp/ to keep.
+// client starts again); a file longer than its offset is cut to it. The
+// sessions kept are counted, for NewUpload's limits. It returns the names
+// in tmp/ to keep.
 func (s *Store) reconcileUploads() (map[string]bool, error) {
 	keep := make(map[string]bool)
 	var drop []string
+	users := make(map[string]int)
 	err := s.forEachUpload(func(id string, rec uploadRecord, err error) error {
 		name := uploadFilePrefix + id
 		ok := false
@@ -56,6 +58,7 @@ func (s *Store) reconcileUploads() (map[string]bool, error) {
 		}
 		if ok {
 			keep[name] = true
+			users[rec.User]++
 		} else {
 			drop = append(drop, id)
 		}
@@ -70,6 +73,7 @@ func (s *Store) reconcileUploads() (map[string]bool, error) {
 	if len(drop) > 0 {
 		s.log.Info("dropped upload sessions whose files are missing or short", "uploads", len(drop))
 	}
+	s.uploadCount.set(users)
 	return keep, nil
 }
 
@@ -151,4 +155,64 @@ func (l *sessionLocks) unref(id string, e *sessionLock) {
 	if e.refs--; e.refs == 0 {
 		delete(l.m, id)
 	}
+}
+
+// uploadCounts counts the open upload sessions, in all and per user, for
+// NewUpload's limits. Open sets them from the records it keeps; after it,
+// a session counts from NewUpload's reservation until its record is
+// deleted (commit, cancel, expiry, a broken session dropped). The zero
+// value is ready.
+type uploadCounts struct {
+	mu     sync.Mutex
+	total  int
+	byUser map[string]int
+}
+
+// set replaces the counts with those of users (sessions by user).
+func (c *uploadCounts) set(users map[string]int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byUser, c.total = users, 0
+	for _, n := range users {
+		c.total += n
+	}
+}
+
+// reserve counts one more session of user, unless that would pass lim.
+func (c *uploadCounts) reserve(user string, lim UploadLimits) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if (lim.Sessions > 0 && c.total >= lim.Sessions) || (lim.PerUser > 0 && c.byUser[user] >= lim.PerUser) {
+		return false
+	}
+	if c.byUser == nil {
+		c.byUser = make(map[string]int)
+	}
+	c.total++
+	c.byUser[user]++
+	return true
+}
+
+// release counts one session of user fewer. It never goes below zero: a
+// record whose write failed after landing can be released twice (by
+// NewUpload, then when dropped as broken).
+func (c *uploadCounts) release(user string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.byUser[user]
+	if !ok {
+		return
+	}
+	c.total--
+	if n <= 1 {
+		delete(c.byUser, user)
+	} else {
+		c.byUser[user] = n - 1
+	}
+}
+
+func (c *uploadCounts) get(user string) (total, ofUser int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total, c.byUser[user]
 }

@@ -28,7 +28,7 @@ func sha512Of(b []byte) string {
 // startUpload starts a session in docker.io/library/alpine.
 func startUpload(t *testing.T, s *Store) Upload {
 	t.Helper()
-	u, err := s.NewUpload("docker.io", "library/alpine")
+	u, err := s.NewUpload("docker.io", "library/alpine", "", UploadLimits{})
 	if err != nil {
 		t.Fatalf("NewUpload: %v", err)
 	}
@@ -200,7 +200,7 @@ func TestUploadIDsAreDistinct(t *testing.T) {
 func TestUploadRejects(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	for _, names := range [][2]string{{"", "r"}, {"ns", ""}, {"ns", "a\x00b"}} {
-		if _, err := s.NewUpload(names[0], names[1]); !errors.Is(err, ErrInvalidName) {
+		if _, err := s.NewUpload(names[0], names[1], "", UploadLimits{}); !errors.Is(err, ErrInvalidName) {
 			t.Errorf("NewUpload(%q, %q) = %v, want ErrInvalidName", names[0], names[1], err)
 		}
 	}
@@ -525,7 +525,7 @@ func TestUploadConcurrentSessions(t *testing.T) {
 // pushChunks pushes body through a new session in chunks of n bytes and
 // checks the committed bytes.
 func pushChunks(s *Store, body []byte, n int) error {
-	u, err := s.NewUpload("hosted", "team/app")
+	u, err := s.NewUpload("hosted", "team/app", "", UploadLimits{})
 	if err != nil {
 		return err
 	}
@@ -619,5 +619,117 @@ func TestUploadCommitPinsAndLinks(t *testing.T) {
 	}
 	if evs, err := s.Evict(0, nil); err != nil || len(evs) != 1 {
 		t.Errorf("Evict(0) after Unpin = %v, %v; want the blob evicted", evs, err)
+	}
+}
+
+// newUserUpload starts a session of user under lim.
+func newUserUpload(s *Store, user string, lim UploadLimits) (Upload, error) {
+	return s.NewUpload("hosted", "team/app", user, lim)
+}
+
+// checkSessions asserts the open sessions of the node and of user.
+func checkSessions(t *testing.T, s *Store, user string, total, ofUser int) {
+	t.Helper()
+	if gt, gu := s.UploadSessions(user); gt != total || gu != ofUser {
+		t.Errorf("UploadSessions(%q) = %d in all, %d of the user; want %d, %d", user, gt, gu, total, ofUser)
+	}
+}
+
+// A session past a limit is refused with nothing created, and every way a
+// session ends (commit, cancel, expiry, a broken file) gives its place back.
+func TestUploadSessionLimits(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	clk := newClock(s)
+	lim := UploadLimits{Sessions: 4, PerUser: 2}
+	var alice []Upload
+	for range 2 {
+		u, err := newUserUpload(s, "alice", lim)
+		if err != nil {
+			t.Fatalf("NewUpload(alice): %v", err)
+		}
+		alice = append(alice, u)
+	}
+	before := dirEntries(t, filepath.Join(dir, tmpDir))
+	if _, err := newUserUpload(s, "alice", lim); !errors.Is(err, ErrTooManyUploads) {
+		t.Fatalf("alice's third session: %v, want ErrTooManyUploads", err)
+	}
+	if after := dirEntries(t, filepath.Join(dir, tmpDir)); len(after) != len(before) {
+		t.Errorf("a refused session left files: tmp/ holds %v, had %v", after, before)
+	}
+	bob, err := newUserUpload(s, "bob", lim)
+	if err != nil {
+		t.Fatalf("bob's first session: %v", err)
+	}
+	carol, err := newUserUpload(s, "carol", lim)
+	if err != nil {
+		t.Fatalf("carol's first session: %v", err)
+	}
+	if _, err := newUserUpload(s, "dave", lim); !errors.Is(err, ErrTooManyUploads) {
+		t.Fatalf("a fifth session on the node: %v, want ErrTooManyUploads", err)
+	}
+	checkSessions(t, s, "alice", 4, 2)
+
+	appendAll(t, s, alice[0].ID, 0, []byte("layer"), 100)
+	if _, err := s.CommitUpload(alice[0].ID, digestOf([]byte("layer")), KindLayer, layerType); err != nil {
+		t.Fatal(err)
+	}
+	checkSessions(t, s, "alice", 3, 1)
+	if err := s.CancelUpload(bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	checkSessions(t, s, "bob", 2, 0)
+	if err := os.Remove(s.uploadPath(carol.ID)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendUpload(carol.ID, 0, bytes.NewReader([]byte("x"))); !errors.Is(err, ErrUploadUnknown) {
+		t.Fatalf("append to a session whose file went: %v, want ErrUploadUnknown", err)
+	}
+	checkSessions(t, s, "carol", 1, 0)
+	clk.Advance(time.Hour)
+	if n, err := s.ExpireUploads(clk.Now()); err != nil || n != 1 {
+		t.Fatalf("ExpireUploads = %d, %v; want 1", n, err)
+	}
+	checkSessions(t, s, "alice", 0, 0)
+	for range 2 {
+		if _, err := newUserUpload(s, "alice", lim); err != nil {
+			t.Fatalf("alice's session after hers ended: %v", err)
+		}
+	}
+}
+
+// The counts survive a restart: rebuilt at Open from the records it keeps
+// (a session dropped there as broken counts no more).
+func TestUploadSessionCountsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	lim := UploadLimits{Sessions: 10, PerUser: 2}
+	kept, err := newUserUpload(s, "alice", lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken, err := newUserUpload(s, "alice", lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newUserUpload(s, "bob", lim); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(s.uploadPath(broken.ID)); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, dir)
+	checkSessions(t, s, "alice", 2, 1)
+	if got, err := s.UploadStatus(kept.ID); err != nil || got.User != "alice" {
+		t.Fatalf("UploadStatus after restart = %+v, %v; want alice's session", got, err)
+	}
+	if _, err := newUserUpload(s, "alice", lim); err != nil {
+		t.Fatalf("alice's second session after restart: %v", err)
+	}
+	if _, err := newUserUpload(s, "alice", lim); !errors.Is(err, ErrTooManyUploads) {
+		t.Fatalf("alice's third session after restart: %v, want ErrTooManyUploads", err)
 	}
 }
