@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,16 +176,32 @@ func TestIdleOnOpenStatus(t *testing.T) {
 	}
 }
 
-// 200 with a body longer than Content-Length-less (chunked) announced size? No: a
-// chunked first body (size -1) whose content is longer than the blob.
-func TestUnknownSizeOverlong(t *testing.T) {
+// An upstream that sends a blob without Content-Length (chunked) and runs
+// on past its bytes: cairn cannot know where the blob ends, so it hashes
+// the whole body, the fill fails verification, and nothing is served or
+// stored as that digest. Each request asks the upstream again: one GET
+// each, no resume of a body that ended cleanly.
+func TestUnsizedBodyPastTheBlobFailsVerification(t *testing.T) {
 	data := randBytes(t, 1000)
 	host, gets := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
 		w.Write(data)
 		w.(http.Flusher).Flush() // chunked, no Content-Length
 		w.Write([]byte("trailing junk"))
 	})
-	n, _ := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
-	resp, body := get(t, "GET", n.url("/v2/library/x/blobs/"+digestOf(data)))
-	t.Logf("status %d len %d gets %d", resp.StatusCode, len(body), gets())
+	n, dataDir := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
+	for i := 1; i <= 2; i++ {
+		resp, body := get(t, "GET", n.url("/v2/library/x/blobs/"+digestOf(data)))
+		if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(`"code":"UNAVAILABLE"`)) || bytes.Contains(body, data[:64]) {
+			t.Errorf("request %d: status %d, %d bytes %.80q; want 503 UNAVAILABLE, none of the blob", i, resp.StatusCode, len(body), body)
+		}
+		if g := gets(); g != i {
+			t.Errorf("after request %d: %d upstream GETs, want %d", i, g, i)
+		}
+	}
+	if files := blobFiles(t, dataDir); len(files) != 0 {
+		t.Errorf("blobs/ holds %v after fills that failed verification", files)
+	}
+	if left := dirEntries(t, filepath.Join(dataDir, "tmp")); len(left) != 0 {
+		t.Errorf("tmp/ holds %v after fills that failed verification", left)
+	}
 }
