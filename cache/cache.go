@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,8 +52,12 @@ type Namespace struct {
 
 // Cache resolves content for the registry. Safe for concurrent use.
 type Cache struct {
-	store     *storage.Store
+	store *storage.Store
+	// nss are the namespaces as New got them: their names and Private
+	// never change. Every other setting is read through namespace(),
+	// from live, which UpdateNamespaces swaps (settings.go).
 	nss       map[string]*Namespace
+	live      atomic.Pointer[map[string]*Namespace]
 	manifests *lru.Cache[string, oci.Manifest] // small manifests by digest
 	referrers *referrersCache
 	now       func() time.Time
@@ -153,6 +158,8 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		}
 		c.nss[ns.Name] = &ns
 	}
+	live := maps.Clone(c.nss)
+	c.live.Store(&live)
 	c.manifests, _ = lru.New[string, oci.Manifest](manifestLRUSize) // errors only for size <= 0
 	c.referrers = newReferrersCache()
 	for _, o := range opts {
@@ -195,7 +202,7 @@ func (c *Cache) Close() {
 }
 
 func (c *Cache) namespace(name string) (*Namespace, error) {
-	ns, ok := c.nss[name]
+	ns, ok := (*c.live.Load())[name]
 	if !ok {
 		return nil, fmt.Errorf("cache: namespace %q is not configured", name)
 	}

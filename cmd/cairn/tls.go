@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,10 +14,9 @@ import (
 	"math/big"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/cairn-mirror/cairn/internal/config"
@@ -28,62 +26,56 @@ import (
 // every handshake, so a reload swaps it for new connections while open
 // ones keep the one they were made with.
 type certReloader struct {
+	mu                sync.Mutex // certFile, keyFile
 	certFile, keyFile string
 	cert              atomic.Pointer[tls.Certificate]
 	log               *slog.Logger
 }
 
 func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader, error) {
-	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
-	if err := r.reload(); err != nil {
+	c, err := loadCert(certFile, keyFile)
+	if err != nil {
 		return nil, err
 	}
+	r := &certReloader{certFile: certFile, keyFile: keyFile, log: log}
+	r.cert.Store(c)
 	return r, nil
 }
 
-// reload reads the certificate and key again; on error the current
-// certificate stays.
-func (r *certReloader) reload() error {
-	c, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+func loadCert(certFile, keyFile string) (*tls.Certificate, error) {
+	c, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
-		return fmt.Errorf("tls: %w", err)
+		return nil, fmt.Errorf("tls: %w", err)
 	}
-	r.cert.Store(&c)
-	return nil
+	return &c, nil
 }
 
-// reloadAndLog is what SIGHUP does: reload, and log the outcome.
+// use serves c, read from certFile and keyFile, from now on: a config
+// reload may name other files.
+func (r *certReloader) use(certFile, keyFile string, c *tls.Certificate) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.certFile, r.keyFile = certFile, keyFile
+	r.cert.Store(c)
+}
+
+// reloadAndLog reads the same files again and logs the outcome (what
+// SIGHUP does on a node started without a config file); on error the
+// current certificate stays.
 func (r *certReloader) reloadAndLog() {
-	if err := r.reload(); err != nil {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c, err := loadCert(r.certFile, r.keyFile)
+	if err != nil {
 		r.log.Warn("tls certificate reload failed: keeping the current certificate", "err", err)
 		return
 	}
-	r.log.Info("tls certificate reloaded", "cert_file", r.certFile, "not_after", r.cert.Load().Leaf.NotAfter)
+	r.cert.Store(c)
+	r.log.Info("tls certificate reloaded", "cert_file", r.certFile, "not_after", c.Leaf.NotAfter)
 }
 
 func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	return r.cert.Load(), nil
-}
-
-// runOnSIGHUP reloads the certificate on each signal from hup until ctx
-// ends. The caller registers hup (signal.Notify) before serving, so that a
-// SIGHUP never finds the default action (exit) in place.
-func (r *certReloader) runOnSIGHUP(ctx context.Context, hup chan os.Signal) error {
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-hup:
-			r.reloadAndLog()
-		}
-	}
-}
-
-func notifySIGHUP() chan os.Signal {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	return hup
 }
 
 // newTLSConfig is the listeners' TLS configuration: the reloaded

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -16,7 +18,21 @@ import (
 // cacheNamespace builds one namespace: its upstream client (none for a
 // hosted namespace) and its cache settings.
 func cacheNamespace(u config.Upstream, m *upstream.Metrics, log *slog.Logger) (cache.Namespace, error) {
-	ns := cache.Namespace{
+	ns := namespaceSettings(u)
+	if !u.Mirror() {
+		return ns, nil
+	}
+	cred, err := readCredentials(u)
+	if err != nil {
+		return ns, err
+	}
+	ns.Upstream, err = upstreamClient(u, cred, m, log)
+	return ns, err
+}
+
+// namespaceSettings is u's cache settings, without an upstream client.
+func namespaceSettings(u config.Upstream) cache.Namespace {
+	return cache.Namespace{
 		Name:            u.Name,
 		TagTTL:          u.TagTTL.D(),
 		ServeStale:      *u.ServeStale,
@@ -27,30 +43,73 @@ func cacheNamespace(u config.Upstream, m *upstream.Metrics, log *slog.Logger) (c
 		RateLimitFloor:  u.RateLimitFloor,
 		Private:         u.Username != "" || u.Keychain,
 	}
-	if !u.Mirror() {
-		return ns, nil
-	}
+}
+
+// upstreamClient is the client of mirror u, logging in with cred.
+func upstreamClient(u config.Upstream, cred credentials, m *upstream.Metrics, log *slog.Logger) (*upstream.Client, error) {
 	opts := []upstream.Option{
 		upstream.WithMetrics(m),
 		upstream.WithLogger(log.With("component", "upstream", "upstream", u.Name)),
 		upstream.WithUserAgent("cairn/" + version),
 	}
 	switch {
-	case u.Keychain:
+	case cred.keychain:
 		opts = append(opts, upstream.WithKeychain(authn.DefaultKeychain))
-	case u.Username != "":
-		pw, err := readSecret(u.PasswordFile)
-		if err != nil {
-			return ns, fmt.Errorf("upstream %s: password_file: %w", u.Name, err)
-		}
-		opts = append(opts, upstream.WithBasic(u.Username, pw))
+	case cred.username != "":
+		opts = append(opts, upstream.WithBasic(cred.username, cred.password))
 	}
 	client, err := upstream.New(u.Name, u.URL, opts...)
 	if err != nil {
-		return ns, fmt.Errorf("upstream %s: %w", u.Name, err)
+		return nil, fmt.Errorf("upstream %s: %w", u.Name, err)
 	}
-	ns.Upstream = client
-	return ns, nil
+	return client, nil
+}
+
+// credentials are what a mirror logs in to its upstream with: nothing, a
+// user and the password_file's password, or the docker keychain.
+type credentials struct {
+	username, password string
+	keychain           bool
+}
+
+func readCredentials(u config.Upstream) (credentials, error) {
+	switch {
+	case u.Keychain:
+		return credentials{keychain: true}, nil
+	case u.Username != "":
+		pw, err := readSecret(u.PasswordFile)
+		if err != nil {
+			return credentials{}, fmt.Errorf("upstream %s: password_file: %w", u.Name, err)
+		}
+		return credentials{username: u.Username, password: pw}, nil
+	}
+	return credentials{}, nil
+}
+
+// print identifies the credentials without holding the password. A
+// keychain's answer cannot be known without asking it (a credential
+// helper may run, or call out): its print is "" and matches nothing, so
+// every reload gives a keychain namespace a new client, which asks the
+// keychain again on its first request.
+func (c credentials) print() string {
+	if c.keychain {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(c.username + "\x00" + c.password))
+	return hex.EncodeToString(sum[:])
+}
+
+// credentialPrints are the prints of cfg's mirrors' credentials, by
+// namespace; a file that cannot be read has none (its client cannot be
+// built either).
+func credentialPrints(cfg *config.Config) map[string]string {
+	out := make(map[string]string, len(cfg.Upstreams))
+	for _, u := range cfg.Upstreams {
+		if cred, err := readCredentials(u); err == nil && u.Mirror() {
+			out[u.Name] = cred.print()
+		}
+	}
+	return out
 }
 
 // readSecret reads a secret file, without its trailing newline.

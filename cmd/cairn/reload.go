@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/cairn-mirror/cairn/cache"
+	"github.com/cairn-mirror/cairn/internal/config"
+	"github.com/cairn-mirror/cairn/internal/route"
+	"github.com/cairn-mirror/cairn/registry"
+	"github.com/cairn-mirror/cairn/upstream"
+)
+
+// reloader is what SIGHUP (systemctl reload) does: read the config file
+// again, resolved as at start (flags > env > file > default), validate
+// it, and apply all of what may change while the node runs, or nothing:
+//   - tls.cert_file and key_file: the certificate of new connections;
+//   - the auth section, the htpasswd file and token key read again: a new
+//     authorizer, swapped whole (liveAuth), the failed-login limiter kept;
+//   - per namespace, its cache settings (tag_ttl, serve_stale,
+//     serve_stale_on_404, fill_idle_timeout, head_timeout,
+//     request_timeout, ratelimit_floor, anonymous_pulls_use_credentials)
+//     and its credentials (username, password_file and what it holds,
+//     keychain): a new upstream client where they changed.
+//
+// Every other field needs a restart: a change to it is logged, field by
+// field, and left as it runs (see reloadable). A node started without a
+// config file reloads its certificate only. One reload runs at a time.
+type reloader struct {
+	mu      sync.Mutex
+	source  func() (*config.Config, error) // nil: started without a config file
+	running *config.Config                 // what the node runs: the start's, then each reload's
+	prints  map[string]string              // mirrors' credentials (credentials.print), by namespace
+
+	certs   *certReloader // nil without TLS
+	auth    *liveAuth
+	cache   *cache.Cache
+	metrics *upstream.Metrics
+	root    *slog.Logger // for the parts a reload builds
+	log     *slog.Logger
+}
+
+// newReloader reloads the node that runs cfg; prints are its mirrors'
+// credentials as read before their clients were built.
+func newReloader(cfg *config.Config, log *slog.Logger, certs *certReloader, auth *liveAuth, c *cache.Cache, m *upstream.Metrics, prints map[string]string) *reloader {
+	return &reloader{running: cfg, prints: prints, certs: certs, auth: auth, cache: c, metrics: m, root: log, log: log.With("component", "reload")}
+}
+
+// runOnSIGHUP reloads on each signal from hup until ctx ends. The caller
+// registers hup (notifySIGHUP) before serving, so that a SIGHUP never
+// finds the default action (exit) in place.
+func (r *reloader) runOnSIGHUP(ctx context.Context, hup chan os.Signal) error {
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			r.reload()
+		}
+	}
+}
+
+func notifySIGHUP() chan os.Signal {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	return hup
+}
+
+// reload re-reads and applies the config, logging one line: "config
+// reloaded" with what changed, or "config reload failed" with every
+// problem (the running config then stays whole). Each field that needs a
+// restart gets a warning of its own.
+func (r *reloader) reload() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.source == nil {
+		r.reloadCertOnly()
+		return
+	}
+	next, err := r.source()
+	if err != nil {
+		r.log.Error("config reload failed: the running config stays", "err", err)
+		return
+	}
+	eff := reloadable(r.running, next)
+	restart := configDiff(eff, next)
+	if err := eff.Validate(); err != nil {
+		r.log.Error("config reload failed: the running config stays", "err",
+			fmt.Errorf("the file with what needs a restart as it runs (%s): %w", list(restart), err))
+		return
+	}
+	changed, err := r.apply(eff)
+	if err != nil {
+		r.log.Error("config reload failed: the running config stays", "err", err)
+		return
+	}
+	for _, f := range restart {
+		r.log.Warn("config reload: needs a restart, left as it runs", "field", f)
+	}
+	r.running = eff
+	r.log.Info("config reloaded", "changed", list(changed), "needs_restart", list(restart))
+}
+
+func (r *reloader) reloadCertOnly() {
+	if r.certs == nil {
+		r.log.Info("config reload: nothing to reload: started without a config file (-c) and without TLS")
+		return
+	}
+	r.certs.reloadAndLog()
+}
+
+// apply builds every part eff needs before it changes any: a file that
+// cannot be read, or a part that cannot be built, fails the reload whole.
+// It returns what changed.
+func (r *reloader) apply(eff *config.Config) ([]string, error) {
+	changed := configDiff(r.running, eff)
+	var errs []error
+	var cert *tls.Certificate
+	if r.certs != nil {
+		var err error
+		cert, err = loadCert(eff.TLS.CertFile, eff.TLS.KeyFile)
+		errs = append(errs, err)
+	}
+	authz, err := r.newAuth(eff)
+	errs = append(errs, err)
+	nss, prints, fresh, err := r.namespaces(eff)
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if err := r.cache.UpdateNamespaces(nss); err != nil {
+		return nil, err
+	}
+	if cert != nil {
+		if !bytes.Equal(cert.Leaf.Raw, r.certs.cert.Load().Leaf.Raw) {
+			changed = append(changed, "tls certificate")
+		}
+		r.certs.use(eff.TLS.CertFile, eff.TLS.KeyFile, cert)
+	}
+	r.auth.use(authz)
+	r.prints = prints
+	for _, name := range fresh {
+		changed = append(changed, "upstreams["+name+"] credentials (a new upstream client)")
+	}
+	return changed, nil
+}
+
+// newAuth builds the authorizer of eff's auth section; the failed-login
+// counts go on where they were.
+func (r *reloader) newAuth(eff *config.Config) (*apiAuth, error) {
+	routes := make([]route.Namespace, 0, len(eff.Upstreams))
+	for _, u := range eff.Upstreams {
+		routes = append(routes, routeNamespace(u))
+	}
+	router, err := route.NewRouter(routes)
+	if err != nil {
+		return nil, err
+	}
+	return newAPIAuth(eff.Auth, router, r.auth.current().logins, r.root.With("component", "token"))
+}
+
+// namespaces are eff's cache settings; a mirror keeps its upstream
+// client unless its credentials changed (fresh names those that did not).
+func (r *reloader) namespaces(eff *config.Config) (nss []cache.Namespace, prints map[string]string, fresh []string, err error) {
+	clients := map[string]*upstream.Client{}
+	for _, ns := range r.cache.Namespaces() {
+		clients[ns.Name] = ns.Upstream
+	}
+	prints = map[string]string{}
+	var errs []error
+	for _, u := range eff.Upstreams {
+		ns := namespaceSettings(u)
+		ns.Upstream = clients[u.Name]
+		if u.Mirror() {
+			cred, err := readCredentials(u)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if p, was := cred.print(), r.prints[u.Name]; p == "" || p != was {
+				if ns.Upstream, err = upstreamClient(u, cred, r.metrics, r.root); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				fresh = append(fresh, u.Name)
+			}
+			prints[u.Name] = cred.print()
+		}
+		nss = append(nss, ns)
+	}
+	return nss, prints, fresh, errors.Join(errs...)
+}
+
+// reloadable is running with what a reload may change taken from next:
+// the auth section, the certificate's files, and each namespace's cache
+// settings and credentials, as long as it keeps using credentials or
+// not (the cache's tenancy depends on it). Everything else stays as it
+// runs: listen, admin_listen, data_dir, site, log, admin, tls on or off,
+// client_ca_file, min_version and admin, the cache section's own fields
+// (max_size, evict marks, pins, breaker, fill_max_duration), uploads,
+// limits, and which namespaces there are with their url, aliases,
+// library_prefix, default and delete.
+//
+// The policy belongs in internal/config, beside the fields it names; it
+// is here until that package takes it.
+func reloadable(running, next *config.Config) *config.Config {
+	eff := *running
+	eff.Auth = next.Auth
+	if running.TLS.Enabled() && next.TLS.Enabled() {
+		eff.TLS.CertFile, eff.TLS.KeyFile = next.TLS.CertFile, next.TLS.KeyFile
+	}
+	// The cache section's per-namespace defaults: each namespace has them
+	// applied already, compared below; these only keep the diff quiet.
+	eff.Cache.TagTTL, eff.Cache.ServeStale, eff.Cache.ServeStaleOn404 = next.Cache.TagTTL, next.Cache.ServeStale, next.Cache.ServeStaleOn404
+	eff.Cache.FillIdleTimeout, eff.Cache.HeadTimeout, eff.Cache.RequestTimeout = next.Cache.FillIdleTimeout, next.Cache.HeadTimeout, next.Cache.RequestTimeout
+	eff.Upstreams = slices.Clone(running.Upstreams)
+	for i, u := range eff.Upstreams {
+		j := slices.IndexFunc(next.Upstreams, func(n config.Upstream) bool { return n.Name == u.Name })
+		if j < 0 {
+			continue
+		}
+		n := next.Upstreams[j]
+		u.TagTTL, u.ServeStale, u.ServeStaleOn404 = n.TagTTL, n.ServeStale, n.ServeStaleOn404
+		u.FillIdleTimeout, u.HeadTimeout, u.RequestTimeout = n.FillIdleTimeout, n.HeadTimeout, n.RequestTimeout
+		u.RateLimitFloor, u.AnonymousPullsUseCredentials = n.RateLimitFloor, n.AnonymousPullsUseCredentials
+		if (u.Username != "" || u.Keychain) == (n.Username != "" || n.Keychain) {
+			u.Username, u.PasswordFile, u.Keychain = n.Username, n.PasswordFile, n.Keychain
+		}
+		eff.Upstreams[i] = u
+	}
+	return &eff
+}
+
+// configDiff names the fields that differ between a and b by their YAML
+// paths: upstreams by name (upstreams[docker.io].tag_ttl), other lists
+// whole (auth.access). Values are not named: some are secrets' paths.
+func configDiff(a, b *config.Config) []string {
+	var out []string
+	diffValue("", reflect.ValueOf(*a), reflect.ValueOf(*b), &out)
+	return out
+}
+
+func diffValue(path string, a, b reflect.Value, out *[]string) {
+	switch a.Kind() {
+	case reflect.Pointer:
+		if a.IsNil() || b.IsNil() {
+			if a.IsNil() != b.IsNil() {
+				*out = append(*out, path)
+			}
+			return
+		}
+		diffValue(path, a.Elem(), b.Elem(), out)
+	case reflect.Struct:
+		t := a.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if !f.IsExported() || name == "-" {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			if path != "" {
+				name = path + "." + name
+			}
+			diffValue(name, a.Field(i), b.Field(i), out)
+		}
+	case reflect.Slice:
+		if ua, ok := a.Interface().([]config.Upstream); ok {
+			diffUpstreams(path, ua, b.Interface().([]config.Upstream), out)
+			return
+		}
+		if (a.Len() != 0 || b.Len() != 0) && !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			*out = append(*out, path)
+		}
+	default:
+		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			*out = append(*out, path)
+		}
+	}
+}
+
+func diffUpstreams(path string, a, b []config.Upstream, out *[]string) {
+	byName := func(us []config.Upstream, name string) (config.Upstream, bool) {
+		i := slices.IndexFunc(us, func(u config.Upstream) bool { return u.Name == name })
+		if i < 0 {
+			return config.Upstream{}, false
+		}
+		return us[i], true
+	}
+	for _, u := range a {
+		at := path + "[" + u.Name + "]"
+		if n, ok := byName(b, u.Name); ok {
+			diffValue(at, reflect.ValueOf(u), reflect.ValueOf(n), out)
+		} else {
+			*out = append(*out, at+" (removed)")
+		}
+	}
+	for _, n := range b {
+		if _, ok := byName(a, n.Name); !ok {
+			*out = append(*out, path+"["+n.Name+"] (added)")
+		}
+	}
+}
+
+func list(fields []string) string {
+	if len(fields) == 0 {
+		return "none"
+	}
+	return strings.Join(fields, ", ")
+}
+
+// liveAuth is the API's authorizer and token endpoint: the apiAuth a
+// reload built last, swapped whole. A call reads the current one once.
+type liveAuth struct{ cur atomic.Pointer[apiAuth] }
+
+func (l *liveAuth) use(a *apiAuth)    { l.cur.Store(a) }
+func (l *liveAuth) current() *apiAuth { return l.cur.Load() }
+
+// Authorize implements registry.Authorizer with the current apiAuth.
+func (l *liveAuth) Authorize(r *http.Request, repo string, action registry.Action) (string, error) {
+	return l.cur.Load().Authorize(r, repo, action)
+}
+
+// withTokenEndpoint serves the token endpoint beside api while the
+// current auth section has one (auth.token).
+func (l *liveAuth) withTokenEndpoint(api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		withTokenEndpoint(api, l.cur.Load()).ServeHTTP(w, r)
+	})
+}
