@@ -42,9 +42,6 @@ func serveCommand(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.String("config") != "" { // without a file, SIGHUP reloads the certificate only
-		s.reload.source = func() (*config.Config, error) { return resolveConfig(c) }
-	}
 	if dir := c.String("tls-self-signed"); dir != "" {
 		if _, err := fmt.Fprint(c.App.Writer, hostsTOML(filepath.Dir(cfg.TLS.CertFile), s.apiLn.Addr().String())); err != nil {
 			s.close()
@@ -64,7 +61,6 @@ type server struct {
 	admin   *http.Server // nil when admin_listen is empty
 	adminLn net.Listener
 	certs   *certReloader // nil without TLS
-	reload  *reloader     // what SIGHUP does (reload.go)
 	ready   atomic.Bool
 }
 
@@ -85,8 +81,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 			s.close() // s, not the (nil) result: release what was opened
 		}
 	}()
-	live, creds := new(liveAuth), credentialPrints(cfg) // the prints before buildAPI reads the files
-	api, c, err := buildAPI(cfg, store, reg, log, live)
+	api, c, err := buildAPI(cfg, store, reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +96,6 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
-	s.reload = newReloader(cfg, log, s.certs, live, c, upstream.NewMetrics(reg), creds)
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -123,8 +117,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 }
 
 // buildAPI wires upstream clients, the cache and the registry handler.
-// live receives the authorizer, which reloads swap.
-func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, log *slog.Logger, live *liveAuth) (http.Handler, *cache.Cache, error) {
+func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, log *slog.Logger) (http.Handler, *cache.Cache, error) {
 	upMetrics := upstream.NewMetrics(reg)
 	nss := make([]cache.Namespace, 0, len(cfg.Upstreams))
 	routes := make([]route.Namespace, 0, len(cfg.Upstreams))
@@ -155,7 +148,10 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 		cache.WithBreaker(cfg.Cache.BreakerFailures, cfg.Cache.BreakerCooldown.D()),
 		cache.WithLimit(cache.Limit{Max: int64(cfg.Cache.MaxSize), High: cfg.Cache.EvictHigh, Low: cfg.Cache.EvictLow}),
 		cache.WithPins(pins, cfg.Cache.PinPlatforms...),
-		cache.WithUploadExpiry(cfg.Uploads.Expire.D()))
+		cache.WithUploadExpiry(cfg.Uploads.Expire.D()),
+		cache.WithUploadLimits(cache.UploadLimits{MaxSize: int64(cfg.Uploads.MaxSize),
+			Sessions: cfg.Uploads.MaxSessions, SessionsPerUser: cfg.Uploads.MaxSessionsPerUser}),
+		cache.WithFillBound(cfg.Cache.FillMaxDuration.D()))
 	if err != nil {
 		return nil, nil, err
 	}
@@ -168,12 +164,11 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 		return nil, nil, err
 	}
 	h, err := registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg),
-		registry.WithAuthorizer(live), registry.WithPusher(c), registry.WithDeletes(deletes))
+		registry.WithAuthorizer(authz), registry.WithPusher(c), registry.WithDeletes(deletes))
 	if err != nil {
 		return nil, nil, err
 	}
-	live.use(authz)
-	return live.withTokenEndpoint(h), c, nil
+	return withTokenEndpoint(h, authz), c, nil
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
@@ -188,15 +183,17 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 // Run serves until ctx ends, then drains in-flight requests and closes the
 // store.
 func (s *server) Run(ctx context.Context) error {
-	hup := notifySIGHUP() // before serving: a SIGHUP must never find the default (exit)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.reload.runOnSIGHUP(gctx, hup) })
 	g.Go(func() error { return serveOn(s.api, s.apiLn) })
 	g.Go(func() error { return s.cache.Run(gctx) })
 	g.Go(func() error { return s.cache.KeepPins(gctx) })
 	g.Go(func() error { return s.cache.KeepUploads(gctx) })
 	if s.admin != nil {
 		g.Go(func() error { return serveOn(s.admin, s.adminLn) })
+	}
+	if s.certs != nil {
+		hup := notifySIGHUP() // before ready: a SIGHUP must never find the default (exit)
+		g.Go(func() error { return s.certs.runOnSIGHUP(gctx, hup) })
 	}
 	s.ready.Store(true)
 	s.log.Info("cairn serving", "listen", s.apiLn.Addr().String(), "admin_listen", s.adminAddr(), "tls", s.certs != nil, "node_id", s.store.Node().NodeID, "version", version)
