@@ -4,7 +4,7 @@
 //	<data_dir>/node.json                      node identity, written at first start, never changed
 //	<data_dir>/blobs/sha256/<2 hex>/<64 hex>  committed, verified, read-only blob files (sha512 alike)
 //	<data_dir>/tmp/                           fills in progress (removed by Open) and upload sessions (kept)
-//	<data_dir>/meta/                          badger/v4: blob, atime, link, tag, ref, pin, upload, seq, usage and schema keys
+//	<data_dir>/meta/                          badger/v4: blob, atime, link (and its repo index), drop, tag, ref, pin, upload, seq, usage and schema keys
 //	<data_dir>/quarantine/<alg>-<hex>         files whose content did not match their digest
 //	<data_dir>/clean                          present only while stopped cleanly (see reconcile.go)
 //
