@@ -120,7 +120,7 @@ func (r *reloader) reloadCertOnly() {
 		r.log.Info("config reload: nothing to reload: started without a config file (-c) and without TLS")
 		return
 	}
-	r.certs.reloadAndLog()
+	r.certs.reloadAndLog("config_file", "none (started without -c): SIGHUP reloads the certificate only")
 }
 
 // apply builds every part eff needs before it changes any: a file that

@@ -23,8 +23,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
-
-	"github.com/cairn-mirror/cairn/internal/config"
 )
 
 // hupChild is `cairn serve -c FILE` in a child process (startChild),
@@ -87,7 +85,7 @@ func (c *hupChild) lines() []logLine {
 func isReloadResult(l logLine) bool {
 	msg := l.str("msg")
 	return msg == "config reloaded" || strings.HasPrefix(msg, "config reload failed") ||
-		strings.HasPrefix(msg, "config reload: nothing to reload") || msg == "tls certificate reloaded"
+		strings.HasPrefix(msg, "config reload: nothing to reload") || strings.HasPrefix(msg, "tls certificate reload")
 }
 
 // sighup sends the child SIGHUP and returns the reload's result line and
@@ -463,117 +461,45 @@ func TestSIGHUPListenNeedsRestart(t *testing.T) {
 	}
 }
 
-// A node started without a config file survives SIGHUP, and says it has
-// nothing to reload.
-func TestSIGHUPWithoutConfigFileKeepsServing(t *testing.T) {
-	addr := freeAddr(t)
-	t.Setenv("CAIRN_LISTEN", addr)
-	t.Setenv("CAIRN_ADMIN_LISTEN", "")
-	t.Setenv("CAIRN_DATA_DIR", t.TempDir())
-	t.Setenv("CAIRN_LOG_FORMAT", "json")
-	c := &hupChild{addr: addr}
-	c.cmd = startChild(t, "", addr) // -c "": the embedded default
-	c.logs = c.cmd.Stderr.(*syncBuffer)
-	for range 2 {
-		l, _ := c.sighup(t)
-		if !strings.Contains(l.str("msg"), "nothing to reload") {
-			t.Errorf("reload without a file: %q, want nothing to reload", l.str("msg"))
-		}
-	}
-	if got := c.status(t, "GET", "/v2/", "", ""); got != 200 {
-		t.Errorf("after SIGHUP: %d, want 200", got)
-	}
-}
-
-// reloadable takes from the file what may change while the node runs and
-// keeps the rest as it runs: the two diffs name exactly those fields.
-func TestReloadableSplitsTheFile(t *testing.T) {
-	dir := t.TempDir()
-	pw := filepath.Join(dir, "pw")
-	writeFile(t, pw, "secret\n")
-	running := loadYAML(t, fmt.Sprintf(`version: 1
-listen: "127.0.0.1:5000"
-data_dir: /var/lib/cairn
-cache: {max_size: 1GiB}
-upstreams:
-  - {name: docker.io, url: "http://127.0.0.1:9", default: true}
-  - {name: ghcr.io, url: "http://127.0.0.1:9", username: u, password_file: %q, anonymous_pulls_use_credentials: true}
-`, pw))
-	next := loadYAML(t, fmt.Sprintf(`version: 1
-listen: "127.0.0.1:5001"
-data_dir: /var/lib/cairn
-site: elsewhere
-cache: {max_size: 2GiB, tag_ttl: 1m}
-auth: {anonymous: [pull], trusted_proxies: [10.0.0.0/8]}
-upstreams:
-  - {name: docker.io, url: "http://127.0.0.1:8", default: true, username: u, password_file: %q, anonymous_pulls_use_credentials: true}
-  - {name: ghcr.io, url: "http://127.0.0.1:9", username: v, password_file: %q, anonymous_pulls_use_credentials: true, ratelimit_floor: 3}
-  - {name: quay.io, url: "http://127.0.0.1:9"}
-`, pw, pw))
-	eff := reloadable(running, next)
-	applied := strings.Join(configDiff(running, eff), " ")
-	wantApplied := "cache.tag_ttl auth.trusted_proxies upstreams[docker.io].anonymous_pulls_use_credentials upstreams[docker.io].tag_ttl " +
-		"upstreams[ghcr.io].username upstreams[ghcr.io].tag_ttl upstreams[ghcr.io].ratelimit_floor"
-	if applied != wantApplied {
-		t.Errorf("applied:\n got %s\nwant %s", applied, wantApplied)
-	}
-	restart := strings.Join(configDiff(eff, next), " ")
-	wantRestart := "listen site cache.max_size upstreams[docker.io].url upstreams[docker.io].username upstreams[docker.io].password_file upstreams[quay.io] (added)"
-	if restart != wantRestart {
-		t.Errorf("needs a restart:\n got %s\nwant %s", restart, wantRestart)
-	}
-	if running.Listen != "127.0.0.1:5000" || running.Upstreams[1].Username != "u" {
-		t.Error("reloadable changed the running config it was given")
-	}
-}
-
-func loadYAML(t *testing.T, yaml string) *config.Config {
-	t.Helper()
-	cfg, err := config.Load(strings.NewReader(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
-// A file valid on its own but not with what needs a restart kept as it
-// runs is refused: a namespace that keeps its upstream credentials (that
-// change needs a restart) while the file opens anonymous pulls would
-// lend those credentials to anyone.
-func TestReloadRefusesAnonymousPullsThroughKeptCredentials(t *testing.T) {
-	up := newUpstream(t)
-	dir := t.TempDir()
-	pw, htpasswd := filepath.Join(dir, "pw"), filepath.Join(dir, "htpasswd")
-	writeFile(t, pw, "secret\n")
-	htpasswdOf(t, htpasswd, map[string]string{"alice": "alice-pw"})
-	file := func(creds, anonymous string) string {
-		return fmt.Sprintf(`version: 1
-listen: "127.0.0.1:0"
-admin_listen: ""
-data_dir: %q
-log: {level: info, format: json}
-auth: {htpasswd_file: %q, anonymous: %s, access: [{users: [alice], repositories: ["**"], actions: [pull]}]}
-upstreams: [{name: docker.io, url: "http://%s", default: true%s}]
-`, dir, htpasswd, anonymous, up.host(), creds)
-	}
-	path := filepath.Join(dir, "cairn.yaml")
-	writeFile(t, path, file(fmt.Sprintf(", username: u, password_file: %q", pw), "[]"))
-	cfg, err := loadConfig(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := startNode(t, cfg)
-	n.s.reload.source = func() (*config.Config, error) { return loadConfig(path) }
-	writeFile(t, path, file("", "[pull]"))
-	if _, err := loadConfig(path); err != nil {
-		t.Fatalf("the new file on its own: %v, want valid (the test would prove nothing)", err)
-	}
-	n.s.reload.reload()
-	logs := n.logs.String()
-	if !strings.Contains(logs, "config reload failed") || !strings.Contains(logs, "upstreams[docker.io].username") {
-		t.Errorf("reload log lacks the failure naming the kept credentials:\n%s", logs)
-	}
-	if resp, _ := get(t, "GET", n.url("/v2/library/a/manifests/v1")); resp.StatusCode != 401 {
-		t.Errorf("anonymous pull after the refused reload: %d, want 401", resp.StatusCode)
+// A node started without a config file survives SIGHUP, and says that it
+// reloads nothing but its certificate: none without TLS, the new one with
+// --tls-self-signed.
+func TestSIGHUPWithoutConfigFile(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", withTLS), func(t *testing.T) {
+			addr := freeAddr(t)
+			t.Setenv("CAIRN_LISTEN", addr)
+			t.Setenv("CAIRN_ADMIN_LISTEN", "")
+			t.Setenv("CAIRN_DATA_DIR", t.TempDir())
+			t.Setenv("CAIRN_LOG_FORMAT", "json")
+			dir, pool := devPKI(t)
+			next, _ := devPKI(t)
+			pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, caCertName)))
+			if withTLS {
+				t.Setenv("CAIRN_TLS_SELF_SIGNED", dir) // reuses the certificate there
+			}
+			c := &hupChild{addr: addr}
+			c.cmd = startChild(t, "", addr) // -c "": the embedded default
+			c.logs = c.cmd.Stderr.(*syncBuffer)
+			swapCert(t, dir, next)
+			l, _ := c.sighup(t)
+			client, scheme := http.DefaultClient, "http"
+			if withTLS {
+				client, scheme = httpsClient(&tls.Config{RootCAs: pool}), "https"
+				if l.str("msg") != "tls certificate reloaded" || !strings.Contains(l.str("config_file"), "without -c") {
+					t.Errorf("reload without a file, with TLS: %q config_file=%q, want the certificate reloaded, saying why only it", l.str("msg"), l.str("config_file"))
+				}
+			} else if !strings.Contains(l.str("msg"), "nothing to reload") {
+				t.Errorf("reload without a file or TLS: %q, want nothing to reload", l.str("msg"))
+			}
+			resp, err := client.Get(scheme + "://" + addr + "/v2/")
+			if err != nil {
+				t.Fatalf("after SIGHUP: %v", err)
+			}
+			resp.Body.Close()
+			if withTLS && !resp.TLS.PeerCertificates[0].Equal(parseLeaf(t, filepath.Join(next, serverCertName))) {
+				t.Error("after SIGHUP without a file: not the new certificate")
+			}
+		})
 	}
 }

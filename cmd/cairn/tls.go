@@ -59,19 +59,19 @@ func (r *certReloader) use(certFile, keyFile string, c *tls.Certificate) {
 	r.cert.Store(c)
 }
 
-// reloadAndLog reads the same files again and logs the outcome (what
-// SIGHUP does on a node started without a config file); on error the
-// current certificate stays.
-func (r *certReloader) reloadAndLog() {
+// reloadAndLog reads the same files again and logs the outcome, with
+// attrs (what SIGHUP does on a node started without a config file); on
+// error the current certificate stays.
+func (r *certReloader) reloadAndLog(attrs ...any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, err := loadCert(r.certFile, r.keyFile)
 	if err != nil {
-		r.log.Warn("tls certificate reload failed: keeping the current certificate", "err", err)
+		r.log.Warn("tls certificate reload failed: keeping the current certificate", append([]any{"err", err}, attrs...)...)
 		return
 	}
 	r.cert.Store(c)
-	r.log.Info("tls certificate reloaded", "cert_file", r.certFile, "not_after", c.Leaf.NotAfter)
+	r.log.Info("tls certificate reloaded", append([]any{"cert_file", r.certFile, "not_after", c.Leaf.NotAfter}, attrs...)...)
 }
 
 func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
