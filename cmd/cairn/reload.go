@@ -100,7 +100,7 @@ func (r *reloader) reload() {
 	restart := configDiff(eff, next)
 	if err := eff.Validate(); err != nil {
 		r.log.Error("config reload failed: the running config stays", "err",
-			fmt.Errorf("the file with what needs a restart as it runs (%s): %w", list(restart), err))
+			fmt.Errorf("the file, with the fields that need a restart kept as they run (%s), is invalid: %w", list(restart), err))
 		return
 	}
 	changed, err := r.apply(eff)
@@ -174,7 +174,7 @@ func (r *reloader) newAuth(eff *config.Config) (*apiAuth, error) {
 }
 
 // namespaces are eff's cache settings; a mirror keeps its upstream
-// client unless its credentials changed (fresh names those that did not).
+// client unless its credentials changed (fresh names those that did).
 func (r *reloader) namespaces(eff *config.Config) (nss []cache.Namespace, prints map[string]string, fresh []string, err error) {
 	clients := map[string]*upstream.Client{}
 	for _, ns := range r.cache.Namespaces() {
