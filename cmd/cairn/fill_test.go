@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -28,22 +29,6 @@ func startFaultyNode(t *testing.T, up *faulty, idle time.Duration) (*node, strin
 		cfg.Upstreams[i].FillIdleTimeout = &d
 	}
 	return startNode(t, cfg), dataDir
-}
-
-// waitFor fails the test if done is not closed within d.
-func waitFor(t *testing.T, done <-chan struct{}, d time.Duration, what string) {
-	t.Helper()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("timed out after %v waiting for %s", d, what)
-	}
-}
-
-func wgDone(wg *sync.WaitGroup) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() { wg.Wait(); close(ch) }()
-	return ch
 }
 
 // The herd: 64 clients, a quarter of them ranged, on one cold blob. One
@@ -83,14 +68,12 @@ func TestHerdOneUpstreamGet(t *testing.T) {
 		t.Errorf("upstream blob GETs = %d, want exactly 1 for 64 clients", gets)
 	}
 	// A blob this large reaches its readers once verified, before the
-	// commit's fsync: the fill may still be ending. Bounded: 10 s.
+	// commit's fsync: the fill may still be ending.
 	var m string
-	for i := 0; i < 200; i++ {
-		if m = metricsOf(t, n); strings.Contains(m, "cairn_cache_fills_in_flight 0") {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the fill to end (cairn_cache_fills_in_flight 0)", func() bool {
+		m = metricsOf(t, n)
+		return strings.Contains(m, "cairn_cache_fills_in_flight 0")
+	})
 	for _, want := range []string{`cairn_cache_fills_total{result="committed"} 1`, "cairn_cache_fills_in_flight 0"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %s", want)
@@ -159,12 +142,9 @@ func TestFillOutlivesItsClients(t *testing.T) {
 	waitFor(t, wgDone(&left), 20*time.Second, "the clients to hang up")
 	// Release the upstream only once the server has seen every client
 	// go (their access lines), so the fill really is on its own.
-	for i := 0; strings.Count(n.logs.String(), `"path":"/v2/library/x/blobs/`) < 3; i++ {
-		if i == 400 { // bounded: 20 s
-			t.Fatal("the server never noticed the clients leaving")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, 20*time.Second, "the server to log the three clients leaving", func() bool {
+		return strings.Count(n.logs.String(), `"path":"/v2/library/x/blobs/`) >= 3
+	})
 	close(gate)
 	if resp, body := get(t, "GET", url); resp.StatusCode != 200 || !bytes.Equal(body, up.data) {
 		t.Fatalf("after every reader left: status %d, right bytes %v", resp.StatusCode, bytes.Equal(body, up.data))
@@ -329,15 +309,14 @@ func startChild(t *testing.T, cfg, addr string) *exec.Cmd {
 			t.Logf("child log:\n%s", logs.String())
 		}
 	})
-	for i := 0; i < 200; i++ { // bounded: 10 s
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+	waitUntil(t, 10*time.Second, "cairn to answer on "+addr, func() bool {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
 			resp.Body.Close()
-			return cmd
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("cairn did not come up on %s:\n%s", addr, logs.String())
-	return nil
+		return err == nil
+	})
+	return cmd
 }
 
 func TestMain(m *testing.M) {
@@ -346,4 +325,47 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	os.Exit(m.Run())
+}
+
+// A client that stops reading for longer than fill_idle_timeout does not
+// fail the fill: the idle timeout is about the upstream. The paused client
+// gets the whole blob once it reads again, and the next client is served
+// from the same (single) upstream GET.
+func TestPausedClientDoesNotFailFill(t *testing.T) {
+	f := newFixture(t)
+	img := randomImage(t, 16<<20, 1) // more than loopback socket buffers hold
+	f.docker.push(t, "library/big", "1", img)
+	f.docker.reset()
+	f.node.stop(t)
+	cfg := testConfig(t, f.dataDir, f.docker.host(), f.ghcr.host())
+	d := config.Duration(time.Second)
+	for i := range cfg.Upstreams {
+		cfg.Upstreams[i].FillIdleTimeout = &d
+	}
+	n := startNode(t, cfg)
+	layers, _ := img.Layers()
+	dgst := mustDigest(t, layers[0])
+	want := layerBytes(t, layers[0])
+	conn, err := net.Dial("tcp", n.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /v2/library/big/blobs/%s HTTP/1.1\r\nHost: x\r\n\r\n", dgst)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // the behaviour under test: a client paused for 3 idle timeouts, not disconnected
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the paused client got %d of %d bytes (right: %v), err %v", len(got), len(want), bytes.Equal(got, want), err)
+	}
+	if resp, body := get(t, "GET", n.url("/v2/library/big/blobs/"+dgst)); resp.StatusCode != 200 || !bytes.Equal(body, want) {
+		t.Errorf("the next client: status %d, %d bytes, right %v", resp.StatusCode, len(body), bytes.Equal(body, want))
+	}
+	if c := f.docker.count("GET", "/blobs/"+dgst); c != 1 {
+		t.Errorf("upstream blob GETs %d, want 1: the paused client's fill was thrown away", c)
+	}
 }
