@@ -55,12 +55,7 @@ func TestKill9DuringFillsAndEviction(t *testing.T) {
 			}
 		})
 	}
-	for i := 0; pulls.Load() < 40; i++ {
-		if i == 400 { // bounded: 20 s
-			t.Fatalf("only %d pulls before the kill", pulls.Load())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, 20*time.Second, "40 pulls before the kill", func() bool { return pulls.Load() >= 40 })
 	child.Process.Signal(syscall.SIGKILL)
 	child.Wait()
 	close(stop)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -115,15 +116,16 @@ func TestDiskFullReadsUncached(t *testing.T) {
 	read(0, size-1)
 	read(100, 1000)               // ends early: its last byte waits for the digest
 	read(size-600_000, size-1-10) // starts past what the disk can hold
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(metricsOf(t, n), "cairn_cache_fill_readers_coalesced_total 3") {
-		if time.Now().After(deadline) {
-			t.Fatal("the readers did not all join the fill")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, 20*time.Second, "the readers to join the fill (coalesced_total 3)", func() bool {
+		return strings.Contains(metricsOf(t, n), "cairn_cache_fill_readers_coalesced_total 3")
+	})
 	waitFor(t, wgDone(&firstBytes), 20*time.Second, "the full readers' first bytes")
-	time.Sleep(100 * time.Millisecond) // the ranged readers, joined, open their followers
+	// The ranged readers have nothing to send yet (one holds its last byte,
+	// one starts past the gate), so no byte tells they follow the fill:
+	// their goroutines do.
+	waitUntil(t, 20*time.Second, "all four readers to follow the fill", func() bool {
+		return goroutinesIn("cache.(*follower).WriteRange") == 4
+	})
 	close(gate)
 	waitFor(t, wgDone(&all), 30*time.Second, "every reader to finish")
 	close(errs)
@@ -235,4 +237,25 @@ func TestDiskFullDefaultLayoutSurvives(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		t.Fatalf("the node on a full disk failed: %v\n%s", err, strings.Join(lines[max(0, len(lines)-30):], "\n"))
 	}
+}
+
+// goroutinesIn counts the goroutines of this process (the node runs in
+// it) with fn on their stack.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	k := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn+"(") {
+			k++
+		}
+	}
+	return k
 }

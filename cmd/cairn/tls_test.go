@@ -228,23 +228,13 @@ func TestTLSSIGHUPReloads(t *testing.T) {
 	next, _ := devPKI(t)
 	pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, caCertName)))
 	n := startNode(t, testConfig(t, t.TempDir(), up.host(), up.host(), tlsSection(dir, "")))
-	for i := 0; !n.s.ready.Load(); i++ {
-		if i == 200 { // bounded: 10 s
-			t.Fatal("node not ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, "the node to be ready", n.s.ready.Load)
 	oldLeaf := peerCert(t, n, pool)
 	swapCert(t, dir, next)
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; peerCert(t, n, pool).Equal(oldLeaf); i++ {
-		if i == 100 { // bounded: 5 s
-			t.Fatal("the certificate did not change after SIGHUP")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "the new certificate after SIGHUP", func() bool { return !peerCert(t, n, pool).Equal(oldLeaf) })
 	if !strings.Contains(n.logs.String(), "tls certificate reloaded") {
 		t.Error("the reload was not logged")
 	}
@@ -357,13 +347,15 @@ func serveSelfSigned(t *testing.T, cfg, dir string, check func(out string)) {
 	go func() {
 		done <- newApp(&stdout, &stderr).RunContext(ctx, []string{"cairn", "serve", "-c", cfg, "--tls-self-signed", dir})
 	}()
-	for i := 0; !strings.Contains(stdout.String(), "ca = ") || !strings.Contains(stderr.String(), "cairn serving"); i++ {
-		if i == 200 { // bounded: 10 s
-			cancel()
-			t.Fatalf("cairn serve did not start:\n%s\n%s", stdout.String(), stderr.String())
+	defer cancel()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("cairn serve stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	})
+	waitUntil(t, 10*time.Second, "cairn serve to print its CA and start serving", func() bool {
+		return strings.Contains(stdout.String(), "ca = ") && strings.Contains(stderr.String(), "cairn serving")
+	})
 	check(stdout.String())
 	cancel()
 	if err := <-done; err != nil {
