@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cairn-mirror/cairn/internal/testdisk"
 	"github.com/cairn-mirror/cairn/storage"
@@ -62,6 +63,7 @@ func TestMakeRoomCoversTheReserveDeficit(t *testing.T) {
 		return &upstream.Blob{Body: io.NopCloser(bytes.NewReader(data[off:])), Size: int64(len(data)), Offset: off}, nil
 	})
 	f, _ := c.startFill(ns, src, repo, dgst)
+	deadline := time.After(20 * time.Second)
 	for {
 		s := f.state()
 		if s.done {
@@ -71,6 +73,10 @@ func TestMakeRoomCoversTheReserveDeficit(t *testing.T) {
 			}
 			break
 		}
-		<-s.changed
+		select {
+		case <-s.changed:
+		case <-deadline:
+			t.Fatalf("the fill did not end within 20 s (%d of %d bytes written)", s.written, len(data))
+		}
 	}
 }
