@@ -32,7 +32,8 @@ type Evicted struct {
 // order, also when it fails part way.
 //
 // Each removal does what Remove does (metadata first, then the file), up
-// to evictBatch blobs per transaction. Concurrency: Evict may run while
+// to evictBatch blobs per transaction, fewer when their links, refs and
+// tags would not fit one (see batch.go). Concurrency: Evict may run while
 // blobs are read and committed. A commit of the same digest is serialised
 // with its removal by the digest lock, so it either lands first (and is
 // removed with it) or after (and stays, with its metadata). A reader that
