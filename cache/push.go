@@ -175,8 +175,8 @@ func (c *Cache) MountBlob(_ context.Context, repo, from route.Repo, digest strin
 // BlobHolders returns the repositories of configured namespaces linked
 // to digest (pushed, mounted, served or confirmed), at most
 // storage.MaxLinkHolders of them: the candidates of an anonymous mount,
-// which the registry filters by what the client may pull. It costs a scan
-// of every link record (see storage.Store.LinkHolders).
+// which the registry filters by what the client may pull. It reads the
+// digest's own links, through storage's digest -> repositories index.
 func (c *Cache) BlobHolders(_ context.Context, digest string) ([]route.Repo, error) {
 	hs, err := c.store.LinkHolders(digest)
 	if err != nil {
