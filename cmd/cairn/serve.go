@@ -15,19 +15,30 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/cache"
 	"github.com/cairn-mirror/cairn/internal/config"
+	"github.com/cairn-mirror/cairn/internal/drain"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/registry"
 	"github.com/cairn-mirror/cairn/storage"
 	"github.com/cairn-mirror/cairn/upstream"
 )
 
-// shutdownGrace is how long in-flight requests get to finish on SIGTERM.
-const shutdownGrace = 15 * time.Second
+const (
+	// readHeaderTimeout ends a connection whose request headers are not
+	// all there in time (slowloris); idleTimeout one kept alive unused.
+	readHeaderTimeout = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// shutdownGrace is how long in-flight requests get to finish on
+	// SIGTERM; closeWait how long handlers still running then get to
+	// return once their connections are closed.
+	shutdownGrace = 15 * time.Second
+	closeWait     = 10 * time.Second
+)
 
 func serveCommand(c *cli.Context) error {
 	cfg, err := resolveConfig(c)
@@ -62,6 +73,12 @@ type server struct {
 	adminLn net.Listener
 	certs   *certReloader // nil without TLS
 	ready   atomic.Bool
+
+	// handlers counts both listeners' requests in flight: the cache and
+	// the store close only once every one has returned.
+	handlers         drain.Handlers
+	endRequests      context.CancelFunc // cancels every request's context
+	grace, closeWait time.Duration      // shutdownGrace and closeWait (tests shorten them)
 }
 
 // newServer opens the data dir, wires the node and binds its listeners.
@@ -75,7 +92,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &server{log: log, store: store}
+	s := &server{log: log, store: store, grace: shutdownGrace, closeWait: closeWait}
 	defer func() {
 		if err != nil {
 			s.close() // s, not the (nil) result: release what was opened
@@ -86,7 +103,13 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		return nil, err
 	}
 	s.cache = c
-	s.api = newHTTPServer(api, log)
+	floor, err := registry.NewSendFloor(int64(*cfg.Limits.MinSendRate), cfg.Limits.MinSendWindow.D())
+	if err != nil {
+		return nil, err
+	}
+	requests, endRequests := context.WithCancel(context.Background())
+	s.endRequests = endRequests
+	s.api = s.newHTTPServer(requests, floor.Wrap(api), int(cfg.Limits.MaxHeaderBytes))
 	var tlsCfg *tls.Config
 	if cfg.TLS.Enabled() {
 		if s.certs, err = newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, log.With("component", "tls")); err != nil {
@@ -99,13 +122,15 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	// A connection past the cap waits in the kernel's accept queue.
+	s.apiLn = netutil.LimitListener(s.apiLn, cfg.Limits.MaxConnections)
 	if tlsCfg != nil {
 		s.apiLn = tls.NewListener(s.apiLn, tlsCfg)
 	}
 	if cfg.AdminListen != "" {
-		s.admin = newHTTPServer(adminHandler(reg, &s.ready, &cacheAPI{
+		s.admin = s.newHTTPServer(requests, adminHandler(reg, &s.ready, &cacheAPI{
 			store: store, pins: c, capacity: int64(cfg.Cache.MaxSize), tokenFile: cfg.Admin.TokenFile, log: log.With("component", "admin"),
-		}), log)
+		}), int(cfg.Limits.MaxHeaderBytes))
 		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("admin_listen: %w", err)
 		}
@@ -171,12 +196,17 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	return withTokenEndpoint(h, authz), c, nil
 }
 
-func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+// newHTTPServer serves h, counted in s.handlers, with requests' contexts
+// derived from requests (cancelled once shutdown closes the connections)
+// and request headers capped at maxHeader bytes (431 past it).
+func (s *server) newHTTPServer(requests context.Context, h http.Handler, maxHeader int) *http.Server {
 	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		Handler:           s.handlers.Track(h),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeader,
+		BaseContext:       func(net.Listener) context.Context { return requests },
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
 }
 
@@ -203,15 +233,19 @@ func (s *server) Run(ctx context.Context) error {
 		s.shutdown(context.WithoutCancel(gctx))
 		return nil
 	})
-	err := g.Wait()
+	err := g.Wait() // shutdown, in g, has waited for the handlers
 	s.cache.Close() // fills still running end before the store closes
 	return errors.Join(err, s.store.Close())
 }
 
-// shutdown lets in-flight requests finish for shutdownGrace, then closes
-// what is left: a long pull must not turn a SIGTERM into a failed exit.
+// shutdown lets in-flight requests finish for s.grace, then closes what is
+// left: a long pull must not turn a SIGTERM into a failed exit. Closing a
+// connection ends its handler's writes, and the requests' contexts are
+// cancelled with it (fills run on their own); then shutdown waits, for
+// s.closeWait at most, until every handler has returned, so that none
+// runs on the cache and the store while they close.
 func (s *server) shutdown(ctx context.Context) {
-	sctx, cancel := context.WithTimeout(ctx, shutdownGrace)
+	sctx, cancel := context.WithTimeout(ctx, s.grace)
 	defer cancel()
 	for _, srv := range []*http.Server{s.api, s.admin} {
 		if srv == nil {
@@ -221,6 +255,12 @@ func (s *server) shutdown(ctx context.Context) {
 			s.log.Warn("requests still running after the shutdown grace period: closing them", "err", err)
 			srv.Close()
 		}
+	}
+	s.endRequests()
+	wctx, cancel := context.WithTimeout(ctx, s.closeWait)
+	defer cancel()
+	if err := s.handlers.Wait(wctx); err != nil {
+		s.log.Error("handlers still running after their connections closed: the cache and the store close under them", "err", err)
 	}
 }
 
