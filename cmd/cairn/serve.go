@@ -53,6 +53,9 @@ func serveCommand(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if c.String("config") != "" { // without a file, SIGHUP reloads the certificate only
+		s.reload.source = func() (*config.Config, error) { return resolveConfig(c) }
+	}
 	if dir := c.String("tls-self-signed"); dir != "" {
 		if _, err := fmt.Fprint(c.App.Writer, hostsTOML(filepath.Dir(cfg.TLS.CertFile), s.apiLn.Addr().String())); err != nil {
 			s.close()
@@ -72,6 +75,7 @@ type server struct {
 	admin   *http.Server // nil when admin_listen is empty
 	adminLn net.Listener
 	certs   *certReloader // nil without TLS
+	reload  *reloader     // what SIGHUP does (reload.go)
 	ready   atomic.Bool
 
 	// handlers counts both listeners' requests in flight: the cache and
@@ -98,7 +102,8 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 			s.close() // s, not the (nil) result: release what was opened
 		}
 	}()
-	api, c, err := buildAPI(cfg, store, reg, log)
+	live, creds := new(liveAuth), credentialPrints(cfg) // the prints before buildAPI reads the files
+	api, c, err := buildAPI(cfg, store, reg, log, live)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +124,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
+	s.reload = newReloader(cfg, log, s.certs, live, c, upstream.NewMetrics(reg), creds)
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -142,7 +148,8 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 }
 
 // buildAPI wires upstream clients, the cache and the registry handler.
-func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, log *slog.Logger) (http.Handler, *cache.Cache, error) {
+// live receives the authorizer, which reloads swap.
+func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, log *slog.Logger, live *liveAuth) (http.Handler, *cache.Cache, error) {
 	upMetrics := upstream.NewMetrics(reg)
 	nss := make([]cache.Namespace, 0, len(cfg.Upstreams))
 	routes := make([]route.Namespace, 0, len(cfg.Upstreams))
@@ -189,11 +196,12 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 		return nil, nil, err
 	}
 	h, err := registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg),
-		registry.WithAuthorizer(authz), registry.WithPusher(c), registry.WithDeletes(deletes))
+		registry.WithAuthorizer(live), registry.WithPusher(c), registry.WithDeletes(deletes))
 	if err != nil {
 		return nil, nil, err
 	}
-	return withTokenEndpoint(h, authz), c, nil
+	live.use(authz)
+	return live.withTokenEndpoint(h), c, nil
 }
 
 // newHTTPServer serves h, counted in s.handlers, with requests' contexts
@@ -213,17 +221,15 @@ func (s *server) newHTTPServer(requests context.Context, h http.Handler, maxHead
 // Run serves until ctx ends, then drains in-flight requests and closes the
 // store.
 func (s *server) Run(ctx context.Context) error {
+	hup := notifySIGHUP() // before serving: a SIGHUP must never find the default (exit)
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return s.reload.runOnSIGHUP(gctx, hup) })
 	g.Go(func() error { return serveOn(s.api, s.apiLn) })
 	g.Go(func() error { return s.cache.Run(gctx) })
 	g.Go(func() error { return s.cache.KeepPins(gctx) })
 	g.Go(func() error { return s.cache.KeepUploads(gctx) })
 	if s.admin != nil {
 		g.Go(func() error { return serveOn(s.admin, s.adminLn) })
-	}
-	if s.certs != nil {
-		hup := notifySIGHUP() // before ready: a SIGHUP must never find the default (exit)
-		g.Go(func() error { return s.certs.runOnSIGHUP(gctx, hup) })
 	}
 	s.ready.Store(true)
 	s.log.Info("cairn serving", "listen", s.apiLn.Addr().String(), "admin_listen", s.adminAddr(), "tls", s.certs != nil, "node_id", s.store.Node().NodeID, "version", version)
