@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -47,30 +48,46 @@ func randBytes(t *testing.T, n int) []byte {
 	return b
 }
 
-// An upstream that says Content-Length: 0 for a non-empty blob: the fill
-// fails verification, yet the client receives a complete 200 with 0 bytes.
-func TestZeroLengthLie(t *testing.T) {
+// An upstream that answers Content-Length: 0 for a blob that has bytes:
+// the empty body fails verification, so the client gets 503 UNAVAILABLE
+// (not a clean, empty 200), nothing is stored, and the fill asked the
+// upstream once (an empty body that ended cleanly is not resumed).
+func TestZeroContentLengthForABlobWithBytesIsUnavailable(t *testing.T) {
 	data := randBytes(t, 1000)
-	host, _ := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
+	host, gets := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", "0")
 	})
-	cfg := testConfig(t, t.TempDir(), host, host)
-	n := startNode(t, cfg)
-	resp, err := http.Get(n.url("/v2/library/x/blobs/" + digestOf(data)))
-	if err != nil {
-		t.Fatal(err)
+	dataDir := t.TempDir()
+	n := startNode(t, testConfig(t, dataDir, host, host))
+	resp, body := get(t, "GET", n.url("/v2/library/x/blobs/"+digestOf(data)))
+	if resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(`"code":"UNAVAILABLE"`)) {
+		t.Errorf("status %d, body %.120q; want 503 UNAVAILABLE", resp.StatusCode, body)
 	}
-	body, rerr := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	t.Logf("status %d, Content-Length %q, %d bytes, read err %v", resp.StatusCode, resp.Header.Get("Content-Length"), len(body), rerr)
-	if resp.StatusCode == 200 && rerr == nil {
-		t.Errorf("a fill that failed verification was answered with a clean, complete 200")
+	if g := gets(); g != 1 {
+		t.Errorf("%d upstream GETs, want 1", g)
+	}
+	assertNothingStored(t, dataDir)
+}
+
+// assertNothingStored fails the test if a blob or a temp file is left
+// under dataDir.
+func assertNothingStored(t *testing.T, dataDir string) {
+	t.Helper()
+	if files := blobFiles(t, dataDir); len(files) != 0 {
+		t.Errorf("blobs/ holds %v after fills that failed", files)
+	}
+	if left := dirEntries(t, filepath.Join(dataDir, "tmp")); len(left) != 0 {
+		t.Errorf("tmp/ holds %v after fills that failed", left)
 	}
 }
 
-// A source that ignores Range on resume: skipping the already-written head
-// runs under the idle timer although bytes keep arriving.
-func TestSkipUnderIdleTimer(t *testing.T) {
+// A source that ignores Range on resume sends the blob from byte 0 again:
+// the fill skips the head it already has, and the idle clock restarts with
+// each read of that head, so a source that keeps sending (128 KiB every
+// 100 ms: 3 MiB to skip take 2.4 s under a 1 s idle timeout) is live. The
+// client gets the whole blob after one resume (two upstream GETs), and it
+// is stored. (The skip once ran under one idle timer for the whole head.)
+func TestSkippingTheHeadOfAnUnrangedResumeIsNotIdle(t *testing.T) {
 	data := randBytes(t, 4<<20)
 	dropAt := 3 << 20
 	host, gets := blobServer(t, data, func(k int, w http.ResponseWriter, r *http.Request) {
@@ -82,15 +99,21 @@ func TestSkipUnderIdleTimer(t *testing.T) {
 			conn.Close()
 			return
 		}
-		// steady: 128 KiB every 100 ms (far inside the 1 s idle timeout)
+		// Range ignored; steady: 128 KiB every 100 ms (far inside the 1 s idle timeout)
 		trickle(w, data, 128<<10, 100*time.Millisecond)
 	})
-	n, _ := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
+	n, dataDir := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
 	body, err := readBlob(n.url("/v2/library/x/blobs/" + digestOf(data)))
-	t.Logf("%d bytes, err %v, upstream GETs %d", len(body), err, gets())
-	if err != nil {
-		t.Errorf("fill failed although the source never went idle for 1s")
+	if err != nil || !bytes.Equal(body, data) {
+		t.Fatalf("%d of %d bytes, err %v: the fill failed although the source never went idle for 1 s", len(body), len(data), err)
 	}
+	if g := gets(); g != 2 {
+		t.Errorf("%d upstream GETs, want 2 (the dropped body and one resume)", g)
+	}
+	want := strings.TrimPrefix(digestOf(data), "sha256:")
+	waitUntil(t, 10*time.Second, "the blob committed to blobs/", func() bool {
+		return strings.Contains(strings.Join(blobFiles(t, dataDir), " "), want)
+	})
 }
 
 // A fill writes its source in chunks of at least 256 KiB, but the idle
@@ -124,56 +147,106 @@ func trickle(w http.ResponseWriter, data []byte, step int, pause time.Duration) 
 	}
 }
 
-func TestZeroLengthLieHerd(t *testing.T) {
-	clean := 0
-	for round := 0; round < 20 && clean == 0; round++ {
+// 32 clients at once on a blob whose upstream answers Content-Length: 0:
+// whether a client starts the fill, joins it while the empty body is
+// verified, or comes after it failed, each gets 503 UNAVAILABLE, never a
+// clean 200 (clients that joined the fill once got one, with no bytes).
+// Each client costs at most one upstream GET and nothing is stored. Twenty
+// rounds, to meet the windows between the fill's steps.
+func TestZeroContentLengthHerdIsUnavailableToEveryClient(t *testing.T) {
+	const clients = 32
+	for round := range 20 {
 		data := randBytes(t, 1000)
-		host, _ := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
+		host, gets := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Length", "0")
 		})
-		n := startNode(t, testConfig(t, t.TempDir(), host, host))
+		dataDir := t.TempDir()
+		n := startNode(t, testConfig(t, dataDir, host, host))
+		url := n.url("/v2/library/x/blobs/" + digestOf(data))
+		errs := make(chan error, clients)
 		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for range 32 {
+		for range clients {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				resp, err := http.Get(n.url("/v2/library/x/blobs/" + digestOf(data)))
-				if err != nil {
-					return
-				}
-				_, rerr := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode == 200 && rerr == nil {
-					mu.Lock()
-					clean++
-					mu.Unlock()
-				}
+				errs <- wantUnavailable(url)
 			}()
 		}
-		wg.Wait()
-		t.Logf("round %d: clean 200s so far %d", round, clean)
-	}
-	if clean > 0 {
-		t.Errorf("%d clients got a clean 200 with 0 bytes for a blob that failed verification", clean)
+		waitFor(t, wgDone(&wg), 30*time.Second, "every client's answer")
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Errorf("round %d: %v", round, err)
+			}
+		}
+		if g := gets(); g < 1 || g > clients {
+			t.Errorf("round %d: %d upstream GETs for %d clients, want 1 to %d", round, g, clients, clients)
+		}
+		assertNothingStored(t, dataDir)
+		if t.Failed() {
+			return
+		}
 	}
 }
 
-// The upstream does not answer within the idle timeout: what does the client get?
-func TestIdleOnOpenStatus(t *testing.T) {
+// wantUnavailable GETs url and reports any answer but a complete 503 with an
+// UNAVAILABLE error body.
+func wantUnavailable(url string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(`"code":"UNAVAILABLE"`)) {
+		return fmt.Errorf("status %d, %d bytes %.120q, read err %v; want 503 UNAVAILABLE", resp.StatusCode, len(body), body, err)
+	}
+	return nil
+}
+
+// An upstream that takes the blob GET and never answers: the fill's idle
+// timer runs from the request, not from the first byte, so after
+// fill_idle_timeout (1 s here) cairn hangs up on the upstream and the
+// client gets 503 UNAVAILABLE. A fill whose source never answered is not
+// resumed (one upstream GET), leaves nothing on disk, and is not
+// remembered: the next request asks the upstream again.
+func TestUpstreamSilentOnOpenIsUnavailableAfterTheIdleTimeout(t *testing.T) {
 	data := randBytes(t, 1000)
+	hungUp := make(chan struct{}, 2)
+	release := make(chan struct{})
 	host, gets := blobServer(t, data, func(_ int, w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
-		case <-time.After(5 * time.Second):
+			select {
+			case hungUp <- struct{}{}:
+			case <-release:
+			}
+		case <-release: // the test ends: cairn never hung up
 		}
 	})
-	n, _ := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
-	resp, body := get(t, "GET", n.url("/v2/library/x/blobs/"+digestOf(data)))
-	t.Logf("status %d body %s gets %d", resp.StatusCode, body, gets())
-	if resp.StatusCode == 500 {
-		t.Errorf("idle timeout surfaced as 500")
+	t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for its handlers
+	n, dataDir := startFaultyNode(t, &faulty{srv: &httptest.Server{URL: "http://" + host}}, time.Second)
+	// The upstream never answers: only cairn's idle timer ends the request.
+	client := &http.Client{Timeout: 30 * time.Second}
+	for i := 1; i <= 2; i++ {
+		resp, err := client.Get(n.url("/v2/library/x/blobs/" + digestOf(data)))
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		body, err := readAll(resp)
+		if err != nil || resp.StatusCode != http.StatusServiceUnavailable || !bytes.Contains(body, []byte(`"code":"UNAVAILABLE"`)) {
+			t.Errorf("request %d: status %d, body %.160q, read err %v; want 503 UNAVAILABLE", i, resp.StatusCode, body, err)
+		}
+		if g := gets(); g != i {
+			t.Errorf("after request %d: %d upstream GETs, want %d", i, g, i)
+		}
+		select {
+		case <-hungUp:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("request %d: the upstream's request still open 10 s after cairn answered", i)
+		}
 	}
+	assertNothingStored(t, dataDir)
 }
 
 // An upstream that sends a blob without Content-Length (chunked) and runs
@@ -198,10 +271,5 @@ func TestUnsizedBodyPastTheBlobFailsVerification(t *testing.T) {
 			t.Errorf("after request %d: %d upstream GETs, want %d", i, g, i)
 		}
 	}
-	if files := blobFiles(t, dataDir); len(files) != 0 {
-		t.Errorf("blobs/ holds %v after fills that failed verification", files)
-	}
-	if left := dirEntries(t, filepath.Join(dataDir, "tmp")); len(left) != 0 {
-		t.Errorf("tmp/ holds %v after fills that failed verification", left)
-	}
+	assertNothingStored(t, dataDir)
 }
