@@ -281,20 +281,31 @@ func assertOCIError(t *testing.T, what string, body []byte, code string) {
 }
 
 // Paths that try to climb out of the name must be refused however they are
-// spelled; they are sent raw, since Go's client would clean them.
+// spelled, each with its OCI error, and never reach the upstream; they are
+// sent raw, since Go's client would clean them.
 func TestPathTraversalRefused(t *testing.T) {
 	f := newFixture(t)
-	for _, p := range []string{
-		"/v2/../../etc/manifests/x",
-		"/v2/library/../alpine/manifests/3.19",
-		"/v2/library/%2e%2e/alpine/manifests/3.19",
-		"/v2/%2e%2e/%2e%2e/blobs/sha256:" + strings.Repeat("a", 64),
-		"/v2/library%2falpine/manifests/3.19%00",
-		"/v2/library/alpine/manifests/..%2f..%2fx",
+	for _, tt := range []struct {
+		path   string
+		status int
+		code   string
+	}{
+		{"/v2/../../etc/manifests/x", 400, "NAME_INVALID"},
+		{"/v2/library/../alpine/manifests/3.19", 400, "NAME_INVALID"},
+		{"/v2/library/%2e%2e/alpine/manifests/3.19", 400, "NAME_INVALID"},
+		{"/v2/%2e%2e/%2e%2e/blobs/sha256:" + strings.Repeat("a", 64), 400, "NAME_INVALID"},
+		{"/v2/library%2falpine/manifests/3.19%00", 400, "MANIFEST_INVALID"}, // the tag holds a NUL
+		{"/v2/library/alpine/manifests/..%2f..%2fx", 404, "NAME_UNKNOWN"},   // a reference with slashes: no such route
 	} {
-		status, body := rawGet(t, f.node.addr(), p)
-		if status < 400 || status >= 500 {
-			t.Errorf("GET %s: status %d, want a 4xx (body %s)", p, status, body)
+		status, body := rawGet(t, f.node.addr(), tt.path)
+		if status != tt.status {
+			t.Errorf("GET %s: status %d, want %d (body %s)", tt.path, status, tt.status, body)
+		}
+		assertOCIError(t, "GET "+tt.path, []byte(body), tt.code)
+	}
+	for _, u := range []*counting{f.docker, f.ghcr} {
+		if n := u.count("GET", "") + u.count("HEAD", ""); n != 0 {
+			t.Errorf("an upstream got %d requests for paths cairn refused, want 0", n)
 		}
 	}
 }
