@@ -18,7 +18,7 @@ import (
 // free, and badger's writes may eat into the reserve. On such a disk a
 // small blob's fill must evict more than the blob's own bytes, or its
 // retried write fails again and it goes uncached although cached blobs
-// could have made room (found in review). Needs root for the tmpfs.
+// could have made room. Needs root for the tmpfs.
 func TestMakeRoomCoversTheReserveDeficit(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	testdisk.Mount(t, dir, "size=64m")

@@ -26,7 +26,7 @@ import (
 // no temp file can be created (a tmpfs without free inodes over tmp/),
 // the fill ends with no space and its reader goes uncached: the pin must
 // fail, to be tried again, rather than count the image in place.
-// (Found in review: fetchBlob returned nil here.)
+// (fetchBlob once returned nil here.)
 func TestPinFetchOfAnUncachedReadFails(t *testing.T) {
 	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 	srv := httptest.NewServer(reg)

@@ -7,7 +7,7 @@ import (
 
 // A client's arrival time (kernel) must never be measured against a read
 // time at the tap, which trails its own arrival: the lag would come out
-// smaller than the truth, even negative (found in review). Here the tap
+// smaller than the truth, even negative. Here the tap
 // read the upstream's first byte 30 ms late (at 50; it arrived at 20) and
 // its 3 MiB mark late too (at 80): the full reader whose first byte
 // reached it at 45 and was read at 70 truly lagged 25 ms, the ranged one
