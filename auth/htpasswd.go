@@ -77,6 +77,7 @@ func ParseHtpasswd(r io.Reader) (*Htpasswd, error) {
 			continue
 		case user == AnyUser:
 			errs = append(errs, fmt.Errorf("line %d: the user name %q is reserved: access rules use it for any user", n, AnyUser))
+			continue
 		case user == Anonymous:
 			errs = append(errs, fmt.Errorf("line %d: the user name %q is reserved: access rules use it for every client, with or without credentials", n, Anonymous))
 			continue

@@ -83,6 +83,7 @@ func TestParseHtpasswdProblems(t *testing.T) {
 		{"empty user", ":" + good, "line 2: the user name is empty"},
 		{"control character", "b\x01b:" + good, "line 2: the user name is empty, not UTF-8 or holds a control character"},
 		{"reserved user", "*:" + good, `line 2: the user name "*" is reserved`},
+		{"reserved anonymous", "anonymous:" + good, `line 2: the user name "anonymous" is reserved`},
 		{"duplicate", "ci:" + good, `line 2: user "ci" is already defined at line 1`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,6 +96,20 @@ func TestParseHtpasswdProblems(t *testing.T) {
 				t.Errorf("error %q quotes a hash or password", err)
 			}
 		})
+	}
+}
+
+// A reserved name is one problem per line, nothing more: it is never
+// taken for a user, so a second line of it is not a duplicate.
+func TestReservedUserNamesAreOneProblemEach(t *testing.T) {
+	good := hashOf(t, "pw")
+	_, err := ParseHtpasswd(strings.NewReader("*:" + good + "\n*:" + good + "\nanonymous:x\n"))
+	if err == nil {
+		t.Fatal("got no error")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != 3 || strings.Contains(err.Error(), "already defined") || strings.Contains(err.Error(), "bcrypt") {
+		t.Errorf("got %d problems, want 3, each the reserved name:\n%v", len(lines), err)
 	}
 }
 

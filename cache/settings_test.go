@@ -22,6 +22,7 @@ func TestUpdateNamespacesChangesTagTTL(t *testing.T) {
 
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
+	reads := make(chan struct{}, 1<<10)
 	wg.Add(1)
 	go func() { // readers while the settings change
 		defer wg.Done()
@@ -34,14 +35,30 @@ func TestUpdateNamespacesChangesTagTTL(t *testing.T) {
 					t.Error(err)
 					return
 				}
+				select {
+				case reads <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}()
+	awaitReads := func(n int) { // the reader really runs beside the update
+		deadline := time.After(10 * time.Second)
+		for range n {
+			select {
+			case <-reads:
+			case <-deadline:
+				t.Fatalf("the reader made fewer than %d reads in 10 s", n)
+			}
+		}
+	}
+	awaitReads(5)
 	nss := e.c.Namespaces()
 	nss[0].TagTTL = 10 * time.Second
 	if err := e.c.UpdateNamespaces(nss); err != nil {
 		t.Fatal(err)
 	}
+	awaitReads(5)
 	close(stop)
 	wg.Wait()
 

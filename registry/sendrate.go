@@ -81,6 +81,10 @@ func (w *floorWriter) Write(p []byte) (int, error) {
 		}
 		w.wrote = true
 		n, err := w.ResponseWriter.Write(p[:k])
+		// No deadline stays armed between writes: over HTTP/2 a deadline
+		// is a timer that resets the stream when it fires, even while the
+		// handler only waits (for a fill).
+		_ = w.rc.SetWriteDeadline(time.Time{})
 		written += n
 		w.credit = min(w.credit-time.Since(start)+time.Duration(int64(n)*int64(time.Second)/w.f.rate), w.f.window)
 		if err != nil {
@@ -94,12 +98,14 @@ func (w *floorWriter) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// finish gives what net/http writes after the handler (the last buffered
-// bytes) the credit left, counted from now: the handler's own time after
-// its last write is not the client's.
+// finish flushes what the handler left buffered under the credit left,
+// counted from now (the handler's own time after its last write is not
+// the client's), and leaves no deadline armed.
 func (w *floorWriter) finish() {
 	if w.wrote && !w.off {
 		_ = w.rc.SetWriteDeadline(time.Now().Add(max(w.credit, 0)))
+		_ = w.rc.Flush()
+		_ = w.rc.SetWriteDeadline(time.Time{})
 	}
 }
 

@@ -272,3 +272,45 @@ func BenchmarkSendFloor(b *testing.B) {
 		})
 	}
 }
+
+// Over HTTP/2 a write deadline is a timer that resets the stream when it
+// fires: none may stay armed while the handler waits between writes, or a
+// client reading at full speed loses its download during a fill's pause.
+func TestSendFloorSparesHandlerPausesOverHTTP2(t *testing.T) {
+	const window = 100 * time.Millisecond
+	f, err := NewSendFloor(1<<20, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resume := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(128<<10))
+		buf := make([]byte, 64<<10)
+		if _, err := w.Write(buf); err != nil {
+			return
+		}
+		http.NewResponseController(w).Flush()
+		<-resume
+		w.Write(buf)
+	})
+	srv := httptest.NewUnstartedServer(f.Wrap(h))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.ProtoMajor != 2 {
+		t.Fatalf("protocol %s, want HTTP/2", resp.Proto)
+	}
+	if _, err := io.ReadFull(resp.Body, make([]byte, 64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	<-time.After(3 * window) // the pause under test
+	close(resume)
+	if n, err := io.Copy(io.Discard, resp.Body); n != 64<<10 || err != nil {
+		t.Errorf("after the handler's pause: read %d bytes (%v), want %d", n, err, 64<<10)
+	}
+}

@@ -140,12 +140,15 @@ func (a *apiAuth) ping(r *http.Request, id identity) (string, error) {
 	return id.user, nil
 }
 
-// authorizeToken checks a verified token's grant. A token without the
-// action gets a new challenge naming it, unless the rules would refuse the
-// token's user anyway: then a fresh token could not help, and it is
-// Denied.
+// authorizeToken checks a verified token's grant against the current
+// rules. A token without the action gets a new challenge naming it, unless
+// the rules would refuse the token's user anyway: then a fresh token could
+// not help, and it is Denied.
 func (a *apiAuth) authorizeToken(r *http.Request, id identity, repo string, act auth.Action) (string, error) {
-	if id.grant.Allows(repo, act) {
+	// The rules are asked too: a token issued before a reload took the
+	// access away (a rule, or anonymous pulls through a namespace's
+	// credentials) must not outlive the change.
+	if id.grant.Allows(repo, act) && a.rules.Allowed(id.user, repo, act) {
 		return id.user, nil
 	}
 	if id.user != "" && !a.rules.Allowed(id.user, repo, act) {

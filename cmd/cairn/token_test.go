@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
 	"github.com/cairn-mirror/cairn/auth"
+	"github.com/cairn-mirror/cairn/internal/config"
 )
 
 // bearerFixture is the pushFixture's users and rules with auth.token on:
@@ -276,4 +277,26 @@ func tokenKey(t testing.TB) (string, *auth.Key) {
 		t.Fatal(err)
 	}
 	return keyFile, key
+}
+
+// A token issued before a reload that takes the access away does not
+// outlive the change: the rules in force are asked as well as the token.
+func TestTokenRefusedAfterReloadTookItsAccessAway(t *testing.T) {
+	f := newBearerFixture(t)
+	_, tok := f.token(t, "alice", "repository:registry.internal/team/app:pull,push")
+	uploads := f.node.url("/v2/registry.internal/team/app/blobs/uploads/")
+	if resp, body := send(t, "POST", uploads, "", nil, bearer(tok)...); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("push with alice's token: %d %s, want 202", resp.StatusCode, body)
+	}
+	narrower := *f.cfg
+	narrower.Auth.Access = []config.AccessRule{{Users: []string{"alice"}, Repositories: []string{"registry.internal/**"}, Actions: []string{"pull"}}}
+	r := f.node.s.reload
+	r.source = func() (*config.Config, error) { return &narrower, nil }
+	r.reload()
+	if resp, body := send(t, "POST", uploads, "", nil, bearer(tok)...); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("push with the same token after the reload: %d %s, want 403", resp.StatusCode, body)
+	}
+	if resp, _ := send(t, "HEAD", f.node.url("/v2/registry.internal/team/app/manifests/v1"), "", nil, bearer(tok)...); resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized {
+		t.Errorf("pull with the token after the reload: %d, want it still allowed", resp.StatusCode)
+	}
 }

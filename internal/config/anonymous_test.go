@@ -118,3 +118,15 @@ func TestTrustedProxiesChecked(t *testing.T) {
 		t.Errorf("got %v, want auth.trusted_proxies[0] refused", err)
 	}
 }
+
+// A node's session cap below the per-user default caps each user alike,
+// rather than refusing a field the file never set.
+func TestUploadSessionCapBelowPerUserDefault(t *testing.T) {
+	c := mustLoad(t, "version: 1\nuploads: {max_sessions: 16}\n"+authUpstreams)
+	if c.Uploads.MaxSessionsPerUser != 16 {
+		t.Errorf("max_sessions_per_user: got %d, want 16", c.Uploads.MaxSessionsPerUser)
+	}
+	if _, err := load(t, "version: 1\nuploads: {max_sessions: 16, max_sessions_per_user: 32}\n"+authUpstreams); err == nil {
+		t.Error("an explicit per-user cap above max_sessions: accepted, want refused")
+	}
+}

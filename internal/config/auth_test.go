@@ -31,7 +31,7 @@ func htpasswdFile(t *testing.T) string {
 	return path
 }
 
-func TestAuthIssueExample(t *testing.T) {
+func TestAuthSectionLoadsRoundTripsAndRedacts(t *testing.T) {
 	pw := htpasswdFile(t)
 	c := mustLoad(t, `version: 1
 auth:

@@ -137,7 +137,10 @@ func (c *Config) ApplyDefaults() {
 		c.Uploads.MaxSize = DefaultUploadMaxSize
 	}
 	setInt(&c.Uploads.MaxSessions, DefaultUploadMaxSessions)
-	setInt(&c.Uploads.MaxSessionsPerUser, DefaultUploadMaxSessionsPerUser)
+	if c.Uploads.MaxSessionsPerUser == 0 && c.Uploads.MaxSessions > 0 {
+		// a node capped below the per-user default caps each user alike
+		c.Uploads.MaxSessionsPerUser = min(DefaultUploadMaxSessionsPerUser, c.Uploads.MaxSessions)
+	}
 	setInt(&c.Limits.MaxConnections, DefaultMaxConnections)
 	if c.Limits.MaxHeaderBytes == 0 {
 		c.Limits.MaxHeaderBytes = DefaultMaxHeaderBytes
