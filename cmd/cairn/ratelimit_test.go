@@ -52,7 +52,8 @@ func sendFrom(t *testing.T, local, method, url, user string) *http.Response {
 
 // Ten wrong passwords for bob from one address: the 11th attempt there,
 // and even bob's right password from there, get 429 TOOMANYREQUESTS with
-// Retry-After, before any bcrypt runs; bob's right password from another
+// Retry-After (the limiter refuses before the password is checked:
+// auth's TestGuesserRefusedWhileRealUserElsewhereLogsIn); bob's right password from another
 // address still pushes: a guesser cannot lock him out.
 func TestGuesserRefusedOnAPIWhileRealUserElsewherePushes(t *testing.T) {
 	f := newPushFixture(t)
