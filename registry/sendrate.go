@@ -15,18 +15,25 @@ import (
 //
 // It is a token bucket on write deadlines, set through
 // http.ResponseController: a response may fall at most one window behind
-// the floor (rate*window bytes). Each write of a body goes out in pieces
-// of at most half that, each under a write deadline of the credit left;
-// a piece written earns its bytes' worth of time at the rate back, up to
-// one window. So a client that reads at the rate or faster is never cut,
-// whatever the body's size and however large the handler's writes; one
-// that stalls is cut about a window after its last progress. Time between
-// writes (the handler waiting for a fill) costs the client nothing.
+// the floor. Each write goes out under a deadline of the credit left plus
+// the time the write's own bytes take at the floor rate, and its bytes
+// earn that time back, up to one window of credit. So a client that reads
+// at the rate or faster is never cut, whatever the body's size; one that
+// stops reading is cut at most a window plus one write's worth of time at
+// the rate after its last progress. Writes go out whole up to MaxPiece
+// (the cache's largest copy buffer): on loopback, splitting them halved
+// warm throughput. Time between writes (the handler waiting for a fill)
+// costs the client nothing, and no deadline stays armed between writes.
 type SendFloor struct {
 	rate   int64 // bytes a second
 	window time.Duration
 	piece  int // most bytes written under one deadline
 }
+
+// MaxPiece is the most bytes written under one deadline (more when the
+// floor's bucket, rate*window, is larger): a stopped client holds its
+// response for at most the window plus MaxPiece at the floor rate.
+const MaxPiece = 2 << 20
 
 // NewSendFloor returns a floor of rate bytes a second over window; a rate
 // of 0 keeps no floor.
@@ -35,7 +42,7 @@ func NewSendFloor(rate int64, window time.Duration) (*SendFloor, error) {
 		return nil, fmt.Errorf("registry: a send floor needs a rate >= 0 and a window > 0, got %d over %s", rate, window)
 	}
 	bucket := float64(rate) * window.Seconds()
-	return &SendFloor{rate: rate, window: window, piece: int(max(1, min(bucket/2, 1<<30)))}, nil
+	return &SendFloor{rate: rate, window: window, piece: int(max(MaxPiece, min(bucket/2, 1<<30)))}, nil
 }
 
 // Wrap returns h with every response written under the floor (h itself
@@ -74,7 +81,8 @@ func (w *floorWriter) Write(p []byte) (int, error) {
 	for len(p) > 0 {
 		k := min(len(p), w.f.piece)
 		start := time.Now()
-		if err := w.rc.SetWriteDeadline(start.Add(w.credit)); err != nil {
+		own := time.Duration(int64(k) * int64(time.Second) / w.f.rate) // what k bytes take at the floor
+		if err := w.rc.SetWriteDeadline(start.Add(w.credit + own)); err != nil {
 			w.off = true
 			n, err := w.ResponseWriter.Write(p)
 			return written + n, err
@@ -87,6 +95,9 @@ func (w *floorWriter) Write(p []byte) (int, error) {
 		_ = w.rc.SetWriteDeadline(time.Time{})
 		written += n
 		w.credit = min(w.credit-time.Since(start)+time.Duration(int64(n)*int64(time.Second)/w.f.rate), w.f.window)
+		if w.credit < 0 {
+			w.credit = 0
+		}
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				err = fmt.Errorf("%w: %w", errTooSlow, err)

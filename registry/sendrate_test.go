@@ -129,9 +129,10 @@ func TestSendFloorKeepsAClientAboveTheRateWhateverTheWriteSize(t *testing.T) {
 }
 
 func TestSendFloorCutsAStalledReaderWithinAboutAWindow(t *testing.T) {
-	// 64 KiB/s over 300 ms: one 2 MiB write under one deadline would give
-	// this client half a minute; the test allows ten seconds.
-	const rate, window = 64 << 10, 300 * time.Millisecond
+	// 1 MiB/s over 300 ms: a stopped client is cut at most the window
+	// plus one 2 MiB write at the rate (2.3 s) after its last progress;
+	// without the floor it would hold the response for ever.
+	const rate, window = 1 << 20, 300 * time.Millisecond
 	done := make(chan error, 1)
 	addr := floorServer(t, rate, window, bigWrites(32<<20, 2<<20, done))
 	c := dialSmall(t, addr)

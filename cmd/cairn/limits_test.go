@@ -194,9 +194,9 @@ func TestSlowReaderOfAWarmBlobIsCutAndReleasesIt(t *testing.T) {
 	}
 	up.push(t, "library/big", "v1", img)
 	dgst := digestOf(want)
-	// 64 KiB/s over 300 ms: a deadline per 2 MiB write, with the time
-	// that write takes at the rate, would hold this reader half a minute.
-	cfg := testConfig(t, t.TempDir(), up.host(), up.host(), "limits: {min_send_rate: 64KiB, min_send_window: 300ms}")
+	// 1 MiB/s over 300 ms: this reader is cut at most the window plus one
+	// 2 MiB write at the rate (2.3 s) after its last progress.
+	cfg := testConfig(t, t.TempDir(), up.host(), up.host(), "limits: {min_send_rate: 1MiB, min_send_window: 300ms}")
 	n := startTuned(t, cfg, func(*server) {})
 	path := "/v2/library/big/blobs/" + dgst
 	if resp, body := get(t, "GET", n.url(path)); resp.StatusCode != 200 || digestOf(body) != dgst {

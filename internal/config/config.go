@@ -33,9 +33,9 @@ type Limits struct {
 	// MaxHeaderBytes caps a request's header block. Default
 	// DefaultMaxHeaderBytes.
 	MaxHeaderBytes ByteSize `yaml:"max_header_bytes"`
-	// MinSendRate closes a connection whose client reads a response body
-	// slower than this many bytes a second, averaged over MinSendWindow.
-	// Default DefaultMinSendRate; 0 keeps no floor.
+	// MinSendRate closes a connection whose client falls more than
+	// MinSendWindow behind this many bytes a second while reading a
+	// response body. Default DefaultMinSendRate; 0 keeps no floor.
 	MinSendRate *ByteSize `yaml:"min_send_rate"`
 	// MinSendWindow is the time MinSendRate is measured over. Default
 	// DefaultMinSendWindow.

@@ -75,9 +75,11 @@ const (
 	DefaultMaxHeaderBytes = 64 << 10
 
 	// DefaultMinSendRate and DefaultMinSendWindow: a client reading a body
-	// slower than 1 KiB/s over a minute is gone or hostile; it must not
-	// hold a buffer and an eviction guard forever.
-	DefaultMinSendRate   = 1 << 10
+	// slower than 16 KiB/s (128 kbit/s) over a minute is gone or hostile;
+	// it must not hold a buffer and an eviction guard for long. A client
+	// that stops reading is cut at most a window plus one 2 MiB write at
+	// the rate (about three minutes) after its last progress.
+	DefaultMinSendRate   = 16 << 10
 	DefaultMinSendWindow = time.Minute
 
 	// DefaultRequestTimeout bounds a manifest GET or tag list (small bodies).
