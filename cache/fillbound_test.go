@@ -2,6 +2,7 @@ package cache_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -218,5 +219,56 @@ func TestNoFillStartsAfterClose(t *testing.T) {
 	}
 	if n := e.o.count("GET /blobs/"); n != 0 {
 		t.Errorf("%d upstream blob GETs after Close, want none", n)
+	}
+}
+
+// A manifest fetch is detached work like a fill: none starts after Close,
+// so nothing writes to the store once it may be closing.
+func TestNoManifestFetchStartsAfterClose(t *testing.T) {
+	e := newEnv(t, nil)
+	e.o.push(t, "library/a", "v1", image(t))
+	e.c.Close()
+	_, err := e.c.Manifest(t.Context(), repo("library/a"), "v1", nil)
+	if !errors.Is(err, cache.ErrClosed) || !errors.Is(err, ocierr.Unavailable) {
+		t.Errorf("a manifest miss after Close: %v, want ErrClosed and UNAVAILABLE", err)
+	}
+	if n := e.o.count("GET /manifests/") + e.o.count("HEAD /manifests/"); n != 0 {
+		t.Errorf("%d upstream manifest requests after Close, want none", n)
+	}
+}
+
+// Close ends a manifest fetch in flight and waits for it, instead of
+// leaving it to write after the store closed: with the upstream hanging,
+// Close returns long before the request timeout (an hour here).
+func TestCloseEndsAManifestFetchInFlight(t *testing.T) {
+	e := newEnv(t, func(ns *cache.Namespace) { ns.RequestTimeout = time.Hour })
+	e.o.push(t, "library/a", "v1", image(t))
+	e.o.set(func(o *origin) { o.hang = true })
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.c.Manifest(context.Background(), repo("library/a"), "v1", nil)
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.o.count("GET /manifests/")+e.o.count("HEAD /manifests/") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream never saw the manifest request")
+		}
+		time.Sleep(5 * time.Millisecond) // polling, under the deadline above
+	}
+	closed := make(chan struct{})
+	go func() { e.c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close still waiting after 10 s on a hanging manifest fetch")
+	}
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("the manifest fetch cut by Close succeeded, want an error")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the manifest fetch still hangs 10 s after Close returned: Close neither ended nor waited for it")
 	}
 }

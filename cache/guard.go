@@ -81,10 +81,21 @@ func (c *Cache) guard(ctx context.Context, ns *Namespace, timeout time.Duration,
 // shared runs call once for every concurrent caller with the same key (one
 // upstream request for a herd). The call runs detached from any one
 // caller's context, so the first client leaving does not fail the others;
-// the guard's timeouts bound it. Each caller still stops waiting when its
-// own ctx ends.
+// the guard's timeouts bound it. Like a fill, it is counted for Close, ends
+// when Close begins, and never starts after: its writes to the store
+// (a manifest, a link) cannot outlive the store. Each caller still stops
+// waiting when its own ctx ends.
 func shared[T any](ctx context.Context, c *Cache, key string, call func(context.Context) (T, error)) (T, error) {
-	ch := c.flights.DoChan(key, func() (any, error) { return call(context.WithoutCancel(ctx)) })
+	ch := c.flights.DoChan(key, func() (any, error) {
+		if !c.enter() {
+			return nil, fmt.Errorf("%w: %w", ErrClosed, ocierr.Unavailable)
+		}
+		defer c.fills.Done()
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		defer context.AfterFunc(c.root, cancel)()
+		return call(cctx)
+	})
 	select {
 	case r := <-ch:
 		v, _ := r.Val.(T)
@@ -93,6 +104,18 @@ func shared[T any](ctx context.Context, c *Cache, key string, call func(context.
 		var zero T
 		return zero, ctx.Err()
 	}
+}
+
+// enter counts one piece of detached work for Close, or reports that Close
+// has begun and nothing may start.
+func (c *Cache) enter() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.fills.Add(1)
+	return true
 }
 
 // rateLimited reports whether ns's upstream said its pull budget is under
