@@ -238,29 +238,7 @@ upstreams:
 
 func startNode(t *testing.T, cfg *config.Config) *node {
 	t.Helper()
-	logs := &syncBuffer{}
-	log, err := newLogger(cfg.Log.Level, cfg.Log.Format, logs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newServer(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{s: s, cancel: cancel, done: make(chan struct{}), logs: logs}
-	go func() {
-		n.err = s.Run(ctx)
-		close(n.done)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-n.done
-		if t.Failed() {
-			t.Logf("cairn log:\n%s", logs.String())
-		}
-	})
-	return n
+	return startTuned(t, cfg, func(*server) {})
 }
 
 // get sends one request to the node and returns the response with its body read.
