@@ -31,6 +31,8 @@ type apiAuth struct {
 	// proxies are auth.trusted_proxies: whose X-Forwarded-For names the
 	// client.
 	proxies []netip.Prefix
+	// router is the API's, kept for the reloads that rebuild this.
+	router *route.Router
 }
 
 // newAPIAuth builds the authorizer from the auth: section (defaults
@@ -46,7 +48,7 @@ func newAPIAuth(a config.Auth, router *route.Router, logins *auth.LoginLimiter, 
 	if err != nil {
 		return nil, fmt.Errorf("auth.trusted_proxies: %w", err)
 	}
-	out := &apiAuth{rules: rs, logins: logins, proxies: proxies}
+	out := &apiAuth{rules: rs, logins: logins, proxies: proxies, router: router}
 	if a.HtpasswdFile != "" {
 		h, err := auth.LoadHtpasswd(a.HtpasswdFile)
 		if err != nil {

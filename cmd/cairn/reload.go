@@ -19,7 +19,6 @@ import (
 
 	"github.com/cairn-mirror/cairn/cache"
 	"github.com/cairn-mirror/cairn/internal/config"
-	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/registry"
 	"github.com/cairn-mirror/cairn/upstream"
 )
@@ -159,18 +158,12 @@ func (r *reloader) apply(eff *config.Config) ([]string, error) {
 	return changed, nil
 }
 
-// newAuth builds the authorizer of eff's auth section; the failed-login
-// counts go on where they were.
+// newAuth builds the authorizer of eff's auth section. The failed-login
+// counts go on where they were, and the router is the running one: what
+// routing reads needs a restart (reloadable).
 func (r *reloader) newAuth(eff *config.Config) (*apiAuth, error) {
-	routes := make([]route.Namespace, 0, len(eff.Upstreams))
-	for _, u := range eff.Upstreams {
-		routes = append(routes, routeNamespace(u))
-	}
-	router, err := route.NewRouter(routes)
-	if err != nil {
-		return nil, err
-	}
-	return newAPIAuth(eff.Auth, router, r.auth.current().logins, r.root.With("component", "token"))
+	cur := r.auth.current()
+	return newAPIAuth(eff.Auth, cur.router, cur.logins, r.root.With("component", "token"))
 }
 
 // namespaces are eff's cache settings; a mirror keeps its upstream
@@ -237,7 +230,7 @@ func reloadable(running, next *config.Config) *config.Config {
 		u.TagTTL, u.ServeStale, u.ServeStaleOn404 = n.TagTTL, n.ServeStale, n.ServeStaleOn404
 		u.FillIdleTimeout, u.HeadTimeout, u.RequestTimeout = n.FillIdleTimeout, n.HeadTimeout, n.RequestTimeout
 		u.RateLimitFloor, u.AnonymousPullsUseCredentials = n.RateLimitFloor, n.AnonymousPullsUseCredentials
-		if (u.Username != "" || u.Keychain) == (n.Username != "" || n.Keychain) {
+		if u.Credentialed() == n.Credentialed() {
 			u.Username, u.PasswordFile, u.Keychain = n.Username, n.PasswordFile, n.Keychain
 		}
 		eff.Upstreams[i] = u
@@ -341,6 +334,10 @@ func (l *liveAuth) Authorize(r *http.Request, repo string, action registry.Actio
 // current auth section has one (auth.token).
 func (l *liveAuth) withTokenEndpoint(api http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		withTokenEndpoint(api, l.cur.Load()).ServeHTTP(w, r)
+		if a := l.cur.Load(); a.token != nil && r.URL.Path == tokenPath {
+			a.serveToken(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
 	})
 }

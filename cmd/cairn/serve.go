@@ -102,8 +102,8 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 			s.close() // s, not the (nil) result: release what was opened
 		}
 	}()
-	live, creds := new(liveAuth), credentialPrints(cfg) // the prints before buildAPI reads the files
-	api, c, err := buildAPI(cfg, store, reg, log, live)
+	live, upMetrics := new(liveAuth), upstream.NewMetrics(reg)
+	api, c, creds, err := buildAPI(cfg, store, reg, upMetrics, log, live)
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +124,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 	}
-	s.reload = newReloader(cfg, log, s.certs, live, c, upstream.NewMetrics(reg), creds)
+	s.reload = newReloader(cfg, log, s.certs, live, c, upMetrics, creds)
 	if s.apiLn, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
@@ -148,9 +148,12 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 }
 
 // buildAPI wires upstream clients, the cache and the registry handler.
-// live receives the authorizer, which reloads swap.
-func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, log *slog.Logger, live *liveAuth) (http.Handler, *cache.Cache, error) {
-	upMetrics := upstream.NewMetrics(reg)
+// live receives the authorizer, which reloads swap. prints are the
+// mirrors' credentials (credentials.print) as their clients read them, by
+// namespace, for reloads to tell which changed.
+func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, upMetrics *upstream.Metrics, log *slog.Logger, live *liveAuth) (
+	_ http.Handler, _ *cache.Cache, prints map[string]string, err error) {
+	prints = make(map[string]string, len(cfg.Upstreams))
 	nss := make([]cache.Namespace, 0, len(cfg.Upstreams))
 	routes := make([]route.Namespace, 0, len(cfg.Upstreams))
 	deletes := make(map[string]registry.Deletes, len(cfg.Upstreams))
@@ -159,20 +162,23 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 		if u.AnonymousPullsUseCredentials {
 			log.Warn("anonymous clients pull through this namespace's upstream credentials (anonymous_pulls_use_credentials)", "namespace", u.Name)
 		}
-		ns, err := cacheNamespace(u, upMetrics, log)
+		ns, fp, err := cacheNamespace(u, upMetrics, log)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
+		}
+		if u.Mirror() {
+			prints[u.Name] = fp
 		}
 		nss = append(nss, ns)
 		routes = append(routes, routeNamespace(u))
 	}
 	router, err := route.NewRouter(routes)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	pins, err := pinRules(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	c, err := cache.New(store, nss,
 		cache.WithLogger(log.With("component", "cache")),
@@ -185,23 +191,23 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 			Sessions: cfg.Uploads.MaxSessions, SessionsPerUser: cfg.Uploads.MaxSessionsPerUser}),
 		cache.WithFillBound(cfg.Cache.FillMaxDuration.D()))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	logins, err := auth.NewLoginLimiter()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	authz, err := newAPIAuth(cfg.Auth, router, logins, log.With("component", "token"))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	h, err := registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg),
 		registry.WithAuthorizer(live), registry.WithPusher(c), registry.WithDeletes(deletes))
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	live.use(authz)
-	return live.withTokenEndpoint(h), c, nil
+	return live.withTokenEndpoint(h), c, prints, nil
 }
 
 // newHTTPServer serves h, counted in s.handlers, with requests' contexts

@@ -16,18 +16,19 @@ import (
 )
 
 // cacheNamespace builds one namespace: its upstream client (none for a
-// hosted namespace) and its cache settings.
-func cacheNamespace(u config.Upstream, m *upstream.Metrics, log *slog.Logger) (cache.Namespace, error) {
+// hosted namespace) and its cache settings, with the print of the
+// credentials the client logs in with ("" for a hosted namespace).
+func cacheNamespace(u config.Upstream, m *upstream.Metrics, log *slog.Logger) (cache.Namespace, string, error) {
 	ns := namespaceSettings(u)
 	if !u.Mirror() {
-		return ns, nil
+		return ns, "", nil
 	}
 	cred, err := readCredentials(u)
 	if err != nil {
-		return ns, err
+		return ns, "", err
 	}
 	ns.Upstream, err = upstreamClient(u, cred, m, log)
-	return ns, err
+	return ns, cred.print(), err
 }
 
 // namespaceSettings is u's cache settings, without an upstream client.
@@ -41,7 +42,7 @@ func namespaceSettings(u config.Upstream) cache.Namespace {
 		HeadTimeout:     u.HeadTimeout.D(),
 		RequestTimeout:  u.RequestTimeout.D(),
 		RateLimitFloor:  u.RateLimitFloor,
-		Private:         u.Username != "" || u.Keychain,
+		Private:         u.Credentialed(),
 	}
 }
 
@@ -97,19 +98,6 @@ func (c credentials) print() string {
 	}
 	sum := sha256.Sum256([]byte(c.username + "\x00" + c.password))
 	return hex.EncodeToString(sum[:])
-}
-
-// credentialPrints are the prints of cfg's mirrors' credentials, by
-// namespace; a file that cannot be read has none (its client cannot be
-// built either).
-func credentialPrints(cfg *config.Config) map[string]string {
-	out := make(map[string]string, len(cfg.Upstreams))
-	for _, u := range cfg.Upstreams {
-		if cred, err := readCredentials(u); err == nil && u.Mirror() {
-			out[u.Name] = cred.print()
-		}
-	}
-	return out
 }
 
 // readSecret reads a secret file, without its trailing newline.
