@@ -86,7 +86,7 @@ func newStackOn(b *testing.B, store *storage.Store, upstreamURL string) *stack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	c, err := cache.New(store, []cache.Namespace{{Name: "docker.io", Upstream: client, TagTTL: time.Minute, FillIdleTimeout: time.Minute}})
+	c, err := cache.New(store, []cache.Namespace{{Name: "docker.io", Origin: client, TagTTL: time.Minute, FillIdleTimeout: time.Minute}})
 	if err != nil {
 		b.Fatal(err)
 	}

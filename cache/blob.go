@@ -12,7 +12,6 @@ import (
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
-	"github.com/cairn-mirror/cairn/upstream"
 )
 
 // StatBlob describes a blob: from local metadata, else from an upstream HEAD.
@@ -31,16 +30,14 @@ func (c *Cache) StatBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	if !errors.Is(err, storage.ErrNotFound) {
 		return oci.Descriptor{}, err
 	}
-	if ns.Upstream == nil {
+	if ns.Origin == nil {
 		return oci.Descriptor{}, fmt.Errorf("blob %s in %s: %w", dgst, repo.Canonical(), ocierr.BlobUnknown)
 	}
 	if size, ok := c.fillSize(dgst, repo); ok { // only a fill for this repository
 		return oci.Descriptor{MediaType: oci.MediaTypeOctetStream, Digest: dgst, Size: size}, nil
 	}
-	var d upstream.Descriptor
-	err = c.guard(ctx, ns, ns.HeadTimeout, func(ctx context.Context) (err error) {
-		d, err = ns.Upstream.HeadBlob(ctx, repo.Name, dgst)
-		return err
+	d, err := fromOrigins(ctx, c, ns, dgst, ns.HeadTimeout, func(ctx context.Context, o Origin) (oci.Descriptor, error) {
+		return o.HeadBlob(ctx, repo.Name, dgst)
 	})
 	if err != nil {
 		return oci.Descriptor{}, err
@@ -49,7 +46,7 @@ func (c *Cache) StatBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 }
 
 // OpenBlob opens a blob for reading: the committed file on a hit, else a
-// fill from the upstream that streams to the caller while it is written and
+// fill from the digest's origins (owners, then the upstream) that streams to the caller while it is written and
 // verified.
 func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci.Blob, error) {
 	ns, err := c.namespace(repo.Namespace)
@@ -68,11 +65,11 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	if !errors.Is(err, storage.ErrNotFound) {
 		return nil, err
 	}
-	if ns.Upstream == nil {
+	if ns.Origin == nil {
 		return nil, fmt.Errorf("blob %s in %s: %w", dgst, repo.Canonical(), ocierr.BlobUnknown)
 	}
 	c.count("blob", "miss")
-	src := upstreamSource{c: c, ns: ns, repo: repo.Name, digest: dgst}
+	src := c.newOriginSource(ns, repo.Name, dgst)
 	f, joined := c.startFill(ns, src, repo, dgst)
 	if joined && f.repo != repo && (ns.Private || c.nss[f.repo.Namespace].Private) {
 		// Someone else's fill, and credentials on one side: this repository
@@ -82,32 +79,6 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 		}
 	}
 	return c.follow(ctx, f, repo)
-}
-
-// Source is where a fill reads a blob: the upstream registry now, a peer
-// node later. Open returns the body from offset, or from 0 when the source
-// ignored the offset (Blob.Offset says which); Size is -1 when unknown.
-// Open must honour ctx, and so must reads from the body.
-type Source interface {
-	Open(ctx context.Context, offset int64) (*upstream.Blob, error)
-}
-
-// upstreamSource reads a blob from a namespace's upstream, under its
-// circuit breaker (no timeout: the fill's idle timer bounds the body).
-type upstreamSource struct {
-	c      *Cache
-	ns     *Namespace
-	repo   string
-	digest string
-}
-
-func (s upstreamSource) Open(ctx context.Context, offset int64) (*upstream.Blob, error) {
-	var b *upstream.Blob
-	err := s.c.guard(ctx, s.ns, 0, func(ctx context.Context) (err error) {
-		b, err = s.ns.Upstream.OpenBlob(ctx, s.repo, s.digest, offset)
-		return err
-	})
-	return b, err
 }
 
 // authorize enforces tenancy (ARCHITECTURE.md rule 6). In a credentialed
@@ -121,7 +92,7 @@ func (s upstreamSource) Open(ctx context.Context, offset int64) (*upstream.Blob,
 // stop serving it. With the upstream down, an unconfirmed pair gets
 // UNAVAILABLE.
 func (c *Cache) authorize(ctx context.Context, ns *Namespace, repo route.Repo, dgst string, manifest bool) error {
-	if !ns.Private && ns.Upstream != nil {
+	if !ns.Private && ns.Origin != nil {
 		if info, err := c.store.Stat(dgst); err == nil && info.Shared {
 			return nil
 		}
@@ -130,18 +101,16 @@ func (c *Cache) authorize(ctx context.Context, ns *Namespace, repo route.Repo, d
 	if err != nil || linked {
 		return err
 	}
-	if ns.Upstream == nil {
+	if ns.Origin == nil {
 		return unknown(dgst, repo, manifest)
 	}
 	key := fmt.Sprintf("confirm\x00%s\x00%s\x00%v", repo.Canonical(), dgst, manifest)
-	_, err = shared(ctx, c, key, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, c.guard(ctx, ns, ns.HeadTimeout, func(ctx context.Context) (err error) {
+	_, err = shared(ctx, c, key, func(ctx context.Context) (oci.Descriptor, error) {
+		return fromOrigins(ctx, c, ns, dgst, ns.HeadTimeout, func(ctx context.Context, o Origin) (oci.Descriptor, error) {
 			if manifest {
-				_, err = ns.Upstream.HeadManifest(ctx, repo.Name, dgst, oci.DefaultAccept())
-			} else {
-				_, err = ns.Upstream.HeadBlob(ctx, repo.Name, dgst)
+				return o.HeadManifest(ctx, repo.Name, dgst)
 			}
-			return err
+			return o.HeadBlob(ctx, repo.Name, dgst)
 		})
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
@@ -17,15 +18,14 @@ import (
 	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
-	"github.com/cairn-mirror/cairn/upstream"
 )
 
 // Namespace is one configured namespace as the cache sees it.
 type Namespace struct {
 	Name string
-	// Upstream is the origin registry of a mirror namespace; nil for a
+	// Origin is the upstream registry of a mirror namespace; nil for a
 	// hosted namespace, which serves only what it holds.
-	Upstream *upstream.Client
+	Origin Origin
 	// TagTTL is how long a tag learnt from the upstream is trusted before
 	// it is revalidated.
 	TagTTL time.Duration
@@ -83,11 +83,16 @@ type Cache struct {
 	pressure     chan struct{} // wakes Run after a commit
 	evictShort   atomic.Bool   // the last eviction left usage over the high mark
 
-	stats    counters            // for Stats
-	flights  singleflight.Group  // coalesced manifest fetches, HEADs, confirmations
-	breakers map[string]*breaker // by namespace
-	breakAt  int                 // failures that open a breaker
-	cooldown time.Duration       // how long it stays open
+	stats      counters            // for Stats
+	flights    singleflight.Group  // coalesced manifest fetches, HEADs, confirmations
+	breakers   map[string]*breaker // by namespace: their upstreams'
+	breakerSet                     // the peers'
+	owners     Owners
+
+	platformSpec    string        // WithDefaultPlatform's argument
+	defaultPlatform v1.Platform   // parsed by New
+	breakAt         int           // failures that open a breaker
+	cooldown        time.Duration // how long it stays open
 
 	uploadExpiry time.Duration // idle upload sessions end after it
 	uploads      UploadLimits  // size and session caps of pushes
@@ -137,16 +142,19 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		return nil, errors.New("cache: nil store")
 	}
 	c := &Cache{
-		store:    store,
-		nss:      make(map[string]*Namespace, len(nss)),
-		now:      time.Now,
-		log:      slog.New(slog.DiscardHandler),
-		inflight: make(map[string]*fill),
-		inUse:    make(map[string]int),
-		pressure: make(chan struct{}, 1),
-		breakers: make(map[string]*breaker),
-		breakAt:  5,
-		cooldown: 30 * time.Second,
+		store:        store,
+		nss:          make(map[string]*Namespace, len(nss)),
+		now:          time.Now,
+		log:          slog.New(slog.DiscardHandler),
+		inflight:     make(map[string]*fill),
+		inUse:        make(map[string]int),
+		pressure:     make(chan struct{}, 1),
+		breakers:     make(map[string]*breaker),
+		owners:       alone{},
+		platformSpec: DefaultPlatform,
+		breakerSet:   breakerSet{peerBreakers: make(map[string]*breaker)},
+		breakAt:      5,
+		cooldown:     30 * time.Second,
 
 		uploadExpiry: DefaultUploadExpiry,
 		bufs:         newCopyBuffers(),
@@ -164,6 +172,14 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 	c.referrers = newReferrersCache()
 	for _, o := range opts {
 		o(c)
+	}
+	p, err := parsePlatform(c.platformSpec)
+	if err != nil {
+		return nil, err
+	}
+	c.defaultPlatform = p
+	if c.owners == nil {
+		return nil, errors.New("cache: nil owners")
 	}
 	if c.fillBound < 0 {
 		return nil, fmt.Errorf("cache: fill bound %v, want >= 0", c.fillBound)

@@ -139,7 +139,7 @@ func cacheOver(t *testing.T, url string, tweak func(*cache.Namespace), opts ...c
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns := cache.Namespace{Name: "docker.io", Upstream: client, TagTTL: time.Minute, ServeStale: true,
+	ns := cache.Namespace{Name: "docker.io", Origin: client, TagTTL: time.Minute, ServeStale: true,
 		FillIdleTimeout: time.Minute, HeadTimeout: time.Second, RequestTimeout: 5 * time.Second}
 	if tweak != nil {
 		tweak(&ns)

@@ -10,17 +10,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
-	"github.com/cairn-mirror/cairn/upstream"
 )
 
 func dig(b []byte) string { s := sha256.Sum256(b); return "sha256:" + hex.EncodeToString(s[:]) }
 
-type fnSource func(ctx context.Context, off int64) (*upstream.Blob, error)
+type fnSource func(ctx context.Context, off int64) (*oci.RemoteBlob, error)
 
-func (f fnSource) Open(ctx context.Context, off int64) (*upstream.Blob, error) { return f(ctx, off) }
+func (f fnSource) Open(ctx context.Context, off int64) (*oci.RemoteBlob, error) { return f(ctx, off) }
 
 // slowEOF: returns data, then waits (for wait to pass, or for release to
 // close when it is set; or for ctx) before io.EOF.
@@ -76,8 +76,8 @@ var repo = route.Repo{Namespace: "docker.io", Name: "library/x"}
 func TestZeroSizeFillOfNonEmptyDigestFailsItsReader(t *testing.T) {
 	c, ns := newTestCache(t)
 	dgst := dig([]byte("not empty"))
-	src := fnSource(func(ctx context.Context, off int64) (*upstream.Blob, error) {
-		return &upstream.Blob{Body: &slowEOF{ctx: ctx, r: bytes.NewReader(nil), wait: 200 * time.Millisecond}, Size: 0}, nil
+	src := fnSource(func(ctx context.Context, off int64) (*oci.RemoteBlob, error) {
+		return &oci.RemoteBlob{Body: &slowEOF{ctx: ctx, r: bytes.NewReader(nil), wait: 200 * time.Millisecond}, Size: 0}, nil
 	})
 	ctx := context.Background()
 	f, _ := c.startFill(ns, src, repo, dgst)
@@ -113,8 +113,8 @@ func TestFollowHonoursItsContextBetweenCommitAndDone(t *testing.T) {
 	c, ns := newTestCache(t)
 	data := bytes.Repeat([]byte("x"), 1<<20)
 	dgst := dig(data)
-	src := fnSource(func(ctx context.Context, off int64) (*upstream.Blob, error) {
-		return &upstream.Blob{Body: io.NopCloser(bytes.NewReader(data)), Size: int64(len(data))}, nil
+	src := fnSource(func(ctx context.Context, off int64) (*oci.RemoteBlob, error) {
+		return &oci.RemoteBlob{Body: io.NopCloser(bytes.NewReader(data)), Size: int64(len(data))}, nil
 	})
 	c.mu.Lock() // stands in for contention on c.mu (startFill of other digests) or the fill goroutine being descheduled
 	f := newFill(repo, dgst, src, ns.FillIdleTimeout)

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/cairn-mirror/cairn/upstream"
+	"github.com/cairn-mirror/cairn/internal/oci"
 )
 
 // A reader that waits for the verified file (the source gave no size) is
@@ -34,8 +34,8 @@ func TestUnsizedFillEvictedBeforeItsReaderOpensIt(t *testing.T) {
 	for i := range 200 {
 		data := bytes.Repeat([]byte(fmt.Sprint(i)), 4096)
 		dgst := dig(data)
-		src := fnSource(func(ctx context.Context, off int64) (*upstream.Blob, error) {
-			return &upstream.Blob{Body: io.NopCloser(bytes.NewReader(data)), Size: -1}, nil
+		src := fnSource(func(ctx context.Context, off int64) (*oci.RemoteBlob, error) {
+			return &oci.RemoteBlob{Body: io.NopCloser(bytes.NewReader(data)), Size: -1}, nil
 		})
 		f, _ := c.startFill(ns, src, repo, dgst)
 		b, err := c.follow(context.Background(), f, repo)

@@ -8,10 +8,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
-	"github.com/cairn-mirror/cairn/upstream"
 )
 
 // errIdle is why a fill's source was cancelled when it sent nothing for
@@ -45,7 +45,7 @@ const (
 	maxResumes = 3
 )
 
-// fill is one blob on its way from a Source into the store. At most one
+// fill is one blob on its way from its origins into the store. At most one
 // exists per digest at a time (Cache.inflight); any number of readers
 // follow it. Its state changes under mu, and every change closes wake so
 // that waiting readers look again: no polling.
@@ -53,7 +53,7 @@ type fill struct {
 	digest string
 	repo   route.Repo // who started it: linked once the source answers
 	start  time.Time
-	src    Source        // where the bytes come from (also for readers gone uncached)
+	src    blobSource    // where the bytes come from (also for readers gone uncached)
 	idle   time.Duration // the namespace's fill_idle_timeout
 
 	roomTried bool // a full disk was met and eviction tried (the pump's alone)
@@ -83,7 +83,7 @@ type fillState struct {
 	changed  <-chan struct{}
 }
 
-func newFill(repo route.Repo, dgst string, src Source, idle time.Duration) *fill {
+func newFill(repo route.Repo, dgst string, src blobSource, idle time.Duration) *fill {
 	return &fill{digest: dgst, repo: repo, start: time.Now(), src: src, idle: idle, size: -1, wake: make(chan struct{})}
 }
 
@@ -108,7 +108,7 @@ func (f *fill) update(change func()) {
 // each of its upstream requests is bounded by fillBound, and it fails
 // after the namespace's FillIdleTimeout without progress. After Close it
 // starts nothing: the fill returned has already failed with ErrClosed.
-func (c *Cache) startFill(ns *Namespace, src Source, repo route.Repo, dgst string) (f *fill, joined bool) {
+func (c *Cache) startFill(ns *Namespace, src blobSource, repo route.Repo, dgst string) (f *fill, joined bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f, ok := c.inflight[dgst]; ok {
@@ -337,7 +337,7 @@ type pumpRead struct {
 // the size and creates the temp file; a resumed one must start where the
 // fill is, or at 0 (a source that ignored Range), whose head is skipped:
 // those bytes are already written, hashed and verified with the rest.
-func (c *Cache) attach(f *fill, body *upstream.Blob, timer *time.Timer) error {
+func (c *Cache) attach(f *fill, body *oci.RemoteBlob, timer *time.Timer) error {
 	st := f.state()
 	if !st.opened {
 		w, err := c.store.NewWriter(f.digest, body.Size)

@@ -10,11 +10,12 @@ import (
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
-// errCircuitOpen answers requests that would need an upstream whose
+// errCircuitOpen answers requests that would need an origin whose
 // circuit breaker is open.
-var errCircuitOpen = errors.New("upstream circuit open after repeated failures")
+var errCircuitOpen = errors.New("circuit open after repeated failures")
 
-// breaker is one namespace's circuit breaker. After `threshold` upstream
+// breaker is one origin's circuit breaker (a namespace's upstream, or a
+// peer node). After `threshold` upstream
 // outages in a row it opens for `cooldown`: requests are answered from the
 // cache or fail fast. Then one request at a time probes the upstream; a
 // success closes it. Only outages count: a 404, 401 or 429 means the
@@ -59,11 +60,11 @@ func (b *breaker) record(err error, now time.Time) {
 	}
 }
 
-// guard runs one upstream call of ns under its breaker and a timeout.
-func (c *Cache) guard(ctx context.Context, ns *Namespace, timeout time.Duration, call func(context.Context) error) error {
-	b := c.breakers[ns.Name]
+// guard runs one call to an origin under its breaker and a timeout.
+func (c *Cache) guard(ctx context.Context, cand candidate, timeout time.Duration, call func(context.Context) error) error {
+	b := cand.breaker
 	if !b.allow(c.now()) {
-		return fmt.Errorf("namespace %s: %w: %w", ns.Name, errCircuitOpen, ocierr.Unavailable)
+		return fmt.Errorf("%s %s: %w: %w", cand.kind, cand.name, errCircuitOpen, ocierr.Unavailable)
 	}
 	if timeout > 0 {
 		var cancel context.CancelFunc
@@ -121,9 +122,10 @@ func (c *Cache) enter() bool {
 // rateLimited reports whether ns's upstream said its pull budget is under
 // the configured floor, within the window it gave.
 func (c *Cache) rateLimited(ns *Namespace) bool {
-	if ns.RateLimitFloor <= 0 || ns.Upstream == nil {
+	rlo, ok := ns.Origin.(RateLimiter)
+	if ns.RateLimitFloor <= 0 || !ok {
 		return false
 	}
-	rl, ok := ns.Upstream.RateLimit()
+	rl, ok := rlo.RateLimit()
 	return ok && rl.Remaining < ns.RateLimitFloor && c.now().Before(rl.Seen.Add(rl.Window))
 }

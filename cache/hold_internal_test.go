@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-mirror/cairn/upstream"
+	"github.com/cairn-mirror/cairn/internal/oci"
 )
 
 type countingWriter struct{ n atomic.Int64 }
@@ -25,8 +25,8 @@ func TestReadersHoldTheLastByteUntilVerified(t *testing.T) {
 	bad[len(bad)/2] ^= 0xff
 	dgst := dig(good)
 	eof := make(chan struct{})
-	src := fnSource(func(ctx context.Context, off int64) (*upstream.Blob, error) {
-		return &upstream.Blob{Body: &slowEOF{ctx: ctx, r: bytes.NewReader(bad), release: eof}, Size: int64(len(bad))}, nil
+	src := fnSource(func(ctx context.Context, off int64) (*oci.RemoteBlob, error) {
+		return &oci.RemoteBlob{Body: &slowEOF{ctx: ctx, r: bytes.NewReader(bad), release: eof}, Size: int64(len(bad))}, nil
 	})
 	ctx := context.Background()
 	f, _ := c.startFill(ns, src, repo, dgst)

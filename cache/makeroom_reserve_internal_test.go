@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/testdisk"
 	"github.com/cairn-mirror/cairn/storage"
-	"github.com/cairn-mirror/cairn/upstream"
 )
 
 // Blob writes are refused (ENOSPC) unless they leave the store's reserve
@@ -59,8 +59,8 @@ func TestMakeRoomCoversTheReserveDeficit(t *testing.T) {
 	// A 300 KiB blob is filled: its first write meets ENOSPC, makeRoom evicts.
 	data := bytes.Repeat([]byte("small layer "), 300<<10/12)
 	dgst := dig(data)
-	src := fnSource(func(ctx context.Context, off int64) (*upstream.Blob, error) {
-		return &upstream.Blob{Body: io.NopCloser(bytes.NewReader(data[off:])), Size: int64(len(data)), Offset: off}, nil
+	src := fnSource(func(ctx context.Context, off int64) (*oci.RemoteBlob, error) {
+		return &oci.RemoteBlob{Body: io.NopCloser(bytes.NewReader(data[off:])), Size: int64(len(data)), Offset: off}, nil
 	})
 	f, _ := c.startFill(ns, src, repo, dgst)
 	deadline := time.After(20 * time.Second)

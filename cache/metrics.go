@@ -20,6 +20,7 @@ type metrics struct {
 	staleTotal   *prometheus.CounterVec // namespace
 	evictions    *prometheus.CounterVec // reason
 	evictedNamed prometheus.Counter
+	passedOver   *prometheus.CounterVec // namespace, origin, reason
 	storage      []prometheus.Collector
 }
 
@@ -82,11 +83,15 @@ func newMetrics(reg prometheus.Registerer, store *storage.Store, capacity int64)
 		Name: "cairn_storage_evicted_still_named_total",
 		Help: "Evicted blobs that a cached manifest still names (fetched again when asked for).",
 	})
+	m.passedOver = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cairn_origin_passed_over_total",
+		Help: "Reads that left an origin for the next one in line (an owner peer for the upstream), by namespace, origin kind (peer, upstream) and reason (circuit_open, timeout, unavailable, rate_limited, not_found, denied, error).",
+	}, []string{"namespace", "origin", "reason"})
 	m.storage = storageGauges(store, capacity)
 	if reg == nil {
 		return m, nil
 	}
-	all := []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.inflight, m.coalesced, m.resumes, m.uncached, m.ttfb, m.staleTotal, m.evictions, m.evictedNamed}
+	all := []prometheus.Collector{m.results, m.bytes, m.fetched, m.fills, m.fillTime, m.inflight, m.coalesced, m.resumes, m.uncached, m.ttfb, m.staleTotal, m.evictions, m.evictedNamed, m.passedOver}
 	for _, c := range append(all, m.storage...) {
 		if err := reg.Register(c); err != nil {
 			return nil, err

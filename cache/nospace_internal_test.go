@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-mirror/cairn/upstream"
+	"github.com/cairn-mirror/cairn/internal/oci"
 )
 
 // dropAfter is a body that fails after n bytes (a reset mid-body).
@@ -74,7 +74,7 @@ func TestUncachedRead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			opens := 0
-			src := fnSource(func(ctx context.Context, off int64) (*upstream.Blob, error) {
+			src := fnSource(func(ctx context.Context, off int64) (*oci.RemoteBlob, error) {
 				opens++
 				if tt.src.ignoreRange {
 					off = 0
@@ -87,7 +87,7 @@ func TestUncachedRead(t *testing.T) {
 				if opens <= tt.src.drops {
 					r = &dropAfter{r: bytes.NewReader(body), n: 64 << 10}
 				}
-				return &upstream.Blob{Body: r, Offset: off, Size: size - off}, nil
+				return &oci.RemoteBlob{Body: r, Offset: off, Size: size - off}, nil
 			})
 			f := newFill(repo, dgst, src, ns.FillIdleTimeout)
 			var prefix *os.File
@@ -129,9 +129,9 @@ func TestUncachedReadClientGone(t *testing.T) {
 	c, ns := newTestCache(t)
 	data := bytes.Repeat([]byte("z"), 1<<20)
 	opens := 0
-	src := fnSource(func(ctx context.Context, off int64) (*upstream.Blob, error) {
+	src := fnSource(func(ctx context.Context, off int64) (*oci.RemoteBlob, error) {
 		opens++
-		return &upstream.Blob{Body: io.NopCloser(bytes.NewReader(data[off:])), Offset: off, Size: int64(len(data)) - off}, nil
+		return &oci.RemoteBlob{Body: io.NopCloser(bytes.NewReader(data[off:])), Offset: off, Size: int64(len(data)) - off}, nil
 	})
 	f := newFill(repo, dig(data), src, ns.FillIdleTimeout)
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)

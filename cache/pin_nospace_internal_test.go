@@ -58,7 +58,7 @@ func TestPinFetchOfAnUncachedReadFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := New(st, []Namespace{{Name: "docker.io", Upstream: client, TagTTL: time.Minute,
+	c, err := New(st, []Namespace{{Name: "docker.io", Origin: client, TagTTL: time.Minute,
 		FillIdleTimeout: 5 * time.Second, HeadTimeout: time.Second, RequestTimeout: 5 * time.Second}})
 	if err != nil {
 		t.Fatal(err)

@@ -201,7 +201,7 @@ func (c *Cache) heldBy(ns *Namespace, repo route.Repo, digest string) (storage.B
 	if err != nil {
 		return info, false, err
 	}
-	if !ns.Private && ns.Upstream != nil && info.Shared {
+	if !ns.Private && ns.Origin != nil && info.Shared {
 		return info, true, nil
 	}
 	linked, err := c.store.Linked(repo.Namespace, repo.Name, digest)

@@ -14,7 +14,6 @@ import (
 	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
-	"github.com/cairn-mirror/cairn/upstream"
 )
 
 // referrersLRUSize answers stay in memory, each at most maxLRUReferrers
@@ -78,7 +77,7 @@ func (c *Cache) referrersElsewhere(ctx context.Context, repo route.Repo, dgst, a
 		return nil, false, err
 	}
 	filtered := artifactType != ""
-	if ns.Upstream == nil {
+	if ns.Origin == nil {
 		index, err := c.referrersFromTag(ctx, repo, dgst, artifactType)
 		return index, filtered, err
 	}
@@ -120,12 +119,11 @@ func (c *Cache) servedStale(ns *Namespace, repo route.Repo, dgst string, err err
 // upstreamReferrers asks the upstream's referrers API, and falls back to
 // the referrers tag when it has none.
 func (c *Cache) upstreamReferrers(ctx context.Context, ns *Namespace, repo route.Repo, dgst, artifactType string) ([]byte, error) {
-	var body []byte
-	err := c.guard(ctx, ns, ns.RequestTimeout, func(ctx context.Context) (err error) {
-		body, _, err = ns.Upstream.Referrers(ctx, repo.Name, dgst, artifactType)
-		return err
+	body, err := fromOrigins(ctx, c, ns, "referrers\x00"+dgst, ns.RequestTimeout, func(ctx context.Context, o Origin) ([]byte, error) {
+		body, _, err := o.Referrers(ctx, repo.Name, dgst, artifactType)
+		return body, err
 	})
-	if errors.Is(err, upstream.ErrNoReferrersAPI) {
+	if errors.Is(err, oci.ErrNoReferrersAPI) {
 		return c.referrersFromTag(ctx, repo, dgst, artifactType)
 	}
 	if err != nil {

@@ -18,7 +18,7 @@ func (c *Cache) Namespaces() []Namespace {
 }
 
 // UpdateNamespaces replaces the settings of every namespace at once (a
-// config reload): its upstream client, tag TTL, serve-stale choices and
+// config reload): its upstream (Origin), tag TTL, serve-stale choices and
 // timeouts. nss must name exactly the namespaces New got, each with the
 // same Private and an upstream if and only if it had one: what a
 // namespace is cannot change while the cache runs. On error nothing
@@ -62,7 +62,7 @@ func (c *Cache) checkUpdate(ns Namespace) error {
 		return fmt.Errorf("cache: namespace %q: tag TTL and fill idle timeout are required", ns.Name)
 	case ns.Private != was.Private:
 		return fmt.Errorf("cache: namespace %q: whether it uses credentials cannot change while the cache runs (its repositories' links depend on it)", ns.Name)
-	case (ns.Upstream == nil) != (was.Upstream == nil):
+	case (ns.Origin == nil) != (was.Origin == nil):
 		return fmt.Errorf("cache: namespace %q: a mirror cannot become hosted, nor a hosted namespace a mirror, while the cache runs", ns.Name)
 	}
 	return nil

@@ -83,7 +83,7 @@ func TestUpdateNamespacesRefusesWhatNeedsARestart(t *testing.T) {
 	ok := e.c.Namespaces()[0]
 	private, hosted, added, noTTL := ok, ok, ok, ok
 	private.Private = true
-	hosted.Upstream = nil
+	hosted.Origin = nil
 	added.Name = "ghcr.io"
 	noTTL.TagTTL = 0
 	tests := []struct {

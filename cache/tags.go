@@ -5,25 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
-	"github.com/cairn-mirror/cairn/upstream"
 )
 
 // sourceUpstream marks tag records learnt from the upstream: the only ones
 // revalidated against tag_ttl.
 const sourceUpstream = "upstream"
 
-func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Repo, tag string, accept []string) (oci.Manifest, error) {
-	rec, usable, err := c.usableTag(repo, tag, accept)
+func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Repo, tag string) (oci.Manifest, error) {
+	rec, held, err := c.tagRecord(repo, tag)
 	if err != nil {
 		return oci.Manifest{}, err
 	}
-	if usable && (c.fresh(ns, rec) || c.rateLimited(ns)) {
+	if held && (c.fresh(ns, rec) || c.rateLimited(ns)) {
 		if m, err := c.localManifest(rec.Digest); err == nil {
 			result := "hit"
 			if !c.fresh(ns, rec) {
@@ -33,25 +31,27 @@ func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Rep
 			return m, nil
 		}
 	}
-	if ns.Upstream == nil {
+	if ns.Origin == nil {
 		return oci.Manifest{}, fmt.Errorf("tag %s in %s: %w", tag, repo.Canonical(), ocierr.ManifestUnknown)
 	}
-	key := "tag\x00" + repo.Canonical() + "\x00" + tag + "\x00" + strings.Join(accept, ",")
+	// One flight per tag, whatever each client accepts: the origin is
+	// always asked with the one complete Accept list.
+	key := "tag\x00" + repo.Canonical() + "\x00" + tag
 	m, err := shared(ctx, c, key, func(ctx context.Context) (oci.Manifest, error) {
 		// Read the record again: a flight that just ended may have
 		// revalidated it after this request first looked.
-		rec, usable, err := c.usableTag(repo, tag, accept)
+		rec, held, err := c.tagRecord(repo, tag)
 		if err != nil {
 			return oci.Manifest{}, err
 		}
-		if usable && c.fresh(ns, rec) {
+		if held && c.fresh(ns, rec) {
 			if m, err := c.localManifest(rec.Digest); err == nil {
 				return m, nil
 			}
 		}
-		return c.refreshTag(ctx, ns, repo, tag, accept, rec, usable)
+		return c.refreshTag(ctx, ns, repo, tag, rec, held)
 	})
-	if err == nil || !usable || !c.staleAllowed(ns, err) {
+	if err == nil || !held || !c.staleAllowed(ns, err) {
 		return m, err
 	}
 	if m, lerr := c.localManifest(rec.Digest); lerr == nil {
@@ -63,20 +63,20 @@ func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Rep
 	return m, err
 }
 
-// usableTag reads repo's tag record, and whether there is one the client's
-// Accept takes (no record is not an error).
-func (c *Cache) usableTag(repo route.Repo, tag string, accept []string) (storage.TagRecord, bool, error) {
+// tagRecord reads repo's tag record, and whether there is one (no record
+// is not an error).
+func (c *Cache) tagRecord(repo route.Repo, tag string) (storage.TagRecord, bool, error) {
 	rec, err := c.store.Tag(repo.Namespace, repo.Name, tag)
 	if errors.Is(err, storage.ErrNotFound) {
 		return rec, false, nil
 	}
-	return rec, err == nil && oci.Acceptable(rec.MediaType, accept), err
+	return rec, err == nil, err
 }
 
 // fresh reports whether a tag record may be served without asking the
 // upstream: records not learnt from an upstream are authoritative.
 func (c *Cache) fresh(ns *Namespace, rec storage.TagRecord) bool {
-	return ns.Upstream == nil || rec.Source != sourceUpstream || c.now().Sub(rec.CheckedAt) < ns.TagTTL
+	return ns.Origin == nil || rec.Source != sourceUpstream || c.now().Sub(rec.CheckedAt) < ns.TagTTL
 }
 
 // staleAllowed: outages, timeouts, 429 and 5xx serve the last known digest;
@@ -89,20 +89,16 @@ func (c *Cache) staleAllowed(ns *Namespace, err error) bool {
 	return errors.Is(err, ocierr.Unavailable) || errors.Is(err, ocierr.TooManyRequests) || (gone && ns.ServeStaleOn404)
 }
 
-// refreshTag asks the upstream about a tag: one HEAD when a usable record
-// exists (HEADs are not counted against Docker Hub's pull limit), then the
+// refreshTag asks the tag's origins about it: one HEAD when a record is
+// held (HEADs are not counted against Docker Hub's pull limit), then the
 // manifest by digest only if the tag moved to one not held; a GET by tag
-// when nothing is known.
-func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, tag string, accept []string, rec storage.TagRecord, usable bool) (oci.Manifest, error) {
-	if len(accept) == 0 {
-		accept = oci.DefaultAccept()
-	}
-	ref := tag
-	if usable {
-		var desc upstream.Descriptor
-		err := c.guard(ctx, ns, ns.HeadTimeout, func(ctx context.Context) (err error) {
-			desc, err = ns.Upstream.HeadManifest(ctx, repo.Name, tag, accept)
-			return err
+// when nothing is known. What the origin answers is what the tag names for
+// every client, since it is always asked with the complete Accept list.
+func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, tag string, rec storage.TagRecord, held bool) (oci.Manifest, error) {
+	ref, tkey := tag, TagKey(repo.Namespace, repo.Name, tag)
+	if held {
+		desc, err := fromOrigins(ctx, c, ns, tkey, ns.HeadTimeout, func(ctx context.Context, o Origin) (oci.Descriptor, error) {
+			return o.HeadManifest(ctx, repo.Name, tag)
 		})
 		if err != nil {
 			return oci.Manifest{}, err
@@ -118,12 +114,8 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 		}
 	}
 	c.count("tag", "miss")
-	m, err := c.movedTo(ctx, ns, repo, ref, accept)
-	if err != nil || !c.tagNames(ctx, ns, repo, tag, m, accept) {
-		// A client that cannot take every kind of index may have been
-		// given one platform's manifest in place of the tag's index: it
-		// gets its answer, and the tag keeps pointing where full clients
-		// are sent.
+	m, err := c.movedTo(ctx, ns, repo, ref, tkey)
+	if err != nil {
 		return m, err
 	}
 	_, err = c.store.PutTag(repo.Namespace, repo.Name, tag, storage.TagRecord{
@@ -135,43 +127,16 @@ func (c *Cache) refreshTag(ctx context.Context, ns *Namespace, repo route.Repo, 
 	return m, err
 }
 
-// tagNames reports whether m is what the tag names for every client, so
-// that it may be recorded: an index, or any answer to a client that takes
-// both index types. For a narrower client, one HEAD with the full Accept
-// list tells an image tag from an index the upstream swapped for one
-// platform's manifest.
-func (c *Cache) tagNames(ctx context.Context, ns *Namespace, repo route.Repo, tag string, m oci.Manifest, accept []string) bool {
-	if isIndex(m.MediaType) || takesAnyIndex(accept) {
-		return true
-	}
-	var desc upstream.Descriptor
-	err := c.guard(ctx, ns, ns.HeadTimeout, func(ctx context.Context) (err error) {
-		desc, err = ns.Upstream.HeadManifest(ctx, repo.Name, tag, oci.DefaultAccept())
-		return err
-	})
-	return err == nil && desc.Digest == m.Digest
-}
-
 // movedTo returns the manifest ref names: held already if ref is a digest
-// this repository may read, else from the upstream.
-func (c *Cache) movedTo(ctx context.Context, ns *Namespace, repo route.Repo, ref string, accept []string) (oci.Manifest, error) {
+// this repository may read, else from the origins of key.
+func (c *Cache) movedTo(ctx context.Context, ns *Namespace, repo route.Repo, ref, key string) (oci.Manifest, error) {
 	if route.IsDigest(ref) {
 		if m, err := c.localManifest(ref); err == nil && c.authorize(ctx, ns, repo, ref, true) == nil {
 			return m, nil
 		}
+		key = ref
 	}
-	return c.fetchManifest(ctx, ns, repo, ref, accept)
-}
-
-func isIndex(mediaType string) bool {
-	return mediaType == oci.MediaTypeOCIIndex || mediaType == oci.MediaTypeDockerList
-}
-
-// takesAnyIndex: the client accepts both index media types, so the upstream
-// had no reason to answer with a child manifest instead.
-func takesAnyIndex(accept []string) bool {
-	return slices.Contains(accept, "*/*") ||
-		(slices.Contains(accept, oci.MediaTypeOCIIndex) && slices.Contains(accept, oci.MediaTypeDockerList))
+	return c.fetchManifest(ctx, ns, repo, ref, key)
 }
 
 // Tags lists repo's tags: from the upstream while it answers, else from the
@@ -182,13 +147,16 @@ func (c *Cache) Tags(ctx context.Context, repo route.Repo, n int, last string) (
 		return nil, false, err
 	}
 	var upErr error
-	if ns.Upstream != nil {
-		var tags []string
-		var more bool
-		err := c.guard(ctx, ns, ns.RequestTimeout, func(ctx context.Context) (err error) {
-			tags, more, err = ns.Upstream.Tags(ctx, repo.Name, n, last)
-			return err
+	if ns.Origin != nil {
+		type listing struct {
+			tags []string
+			more bool
+		}
+		l, err := fromOrigins(ctx, c, ns, "tags\x00"+repo.Canonical(), ns.RequestTimeout, func(ctx context.Context, o Origin) (listing, error) {
+			tags, more, err := o.Tags(ctx, repo.Name, n, last)
+			return listing{tags, more}, err
 		})
+		tags, more := l.tags, l.more
 		if err == nil {
 			// Registries that ignore n and last (distribution 2.8) or do
 			// not sort: the answer is sorted and paged here either way.

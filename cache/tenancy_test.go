@@ -32,8 +32,8 @@ func TestPrivateContentNotServedToOtherNamespaces(t *testing.T) {
 	anon, _ := upstream.New("docker.io", empty.srv.URL, upstream.WithRetries(0))
 	base := cache.Namespace{TagTTL: time.Minute, FillIdleTimeout: time.Minute, HeadTimeout: time.Second, RequestTimeout: time.Second}
 	p, a, h := base, base, base
-	p.Name, p.Upstream, p.Private = "ghcr.io", priv, true
-	a.Name, a.Upstream = "docker.io", anon
+	p.Name, p.Origin, p.Private = "ghcr.io", priv, true
+	a.Name, a.Origin = "docker.io", anon
 	h.Name = "hosted.local"
 	c, err := cache.New(store, []cache.Namespace{p, a, h})
 	if err != nil {

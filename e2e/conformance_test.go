@@ -59,11 +59,15 @@ const (
 
 // TestConformanceReadOnly runs the OCI distribution-spec conformance suite,
 // read-only (pull, tag listing, referrers; no push, no deletes), against
-// cairn in front of a docker-registry upstream seeded with an image, a
-// multi-arch index, and an artifact whose subject is the image, recorded
-// under the sha256-<hex> referrers tag (distribution 2.8 has no referrers
-// API). The suite runs twice: cold (every read fills cairn from the
-// upstream) and warm (served from cairn's cache).
+// cairn in front of a docker-registry upstream seeded with an OCI image, an
+// OCI multi-arch index, a Docker schema 2 image, a Docker manifest list,
+// and an artifact whose subject is the OCI image, recorded under the
+// sha256-<hex> referrers tag (distribution 2.8 has no referrers API). The
+// suite asks for manifests with OCI types only in Accept: the Docker tags
+// are served to it only if cairn never forwards that list upstream (given
+// it, distribution converts schema 2 to a freshly signed schema 1). The
+// suite runs twice: cold (every read fills cairn from the upstream) and
+// warm (served from cairn's cache).
 func TestConformanceReadOnly(t *testing.T) {
 	requireConformanceTools(t)
 	start := time.Now()
@@ -257,7 +261,7 @@ func startConformanceCairn(t *testing.T, bin, dataDir string, dockerHub *upstrea
 // confFixture is what seedConformance pushed to confRepo1, named the way
 // the suite's read-only variables want it.
 type confFixture struct {
-	tags      []string // v1 (the image), multi (the index), sha256-<hex> (the referrers tag)
+	tags      []string // v1 (the image), multi (the index), docker, docker-multi, sha256-<hex> (the referrers tag)
 	manifests []string // every manifest digest
 	blobs     []string // every blob digest
 	subject   v1.Hash  // the image: the artifact's subject
@@ -266,8 +270,10 @@ type confFixture struct {
 }
 
 // seedConformance pushes, to confRepo1 on the upstream: an OCI image (tag
-// v1), an OCI index of two platform images (tag multi), and an artifact
-// manifest whose subject is the image. go-containerregistry finds no
+// v1), an OCI index of two platform images (tag multi), a Docker schema 2
+// image as `crane append` makes it (tag docker), a Docker manifest list of
+// two such images (tag docker-multi), and an artifact manifest whose
+// subject is the OCI image. go-containerregistry finds no
 // referrers API on distribution 2.8 and records the artifact the way
 // clients do without one: in an OCI index tagged sha256-<hex of subject>.
 func seedConformance(ctx context.Context, t *testing.T, u *upstream) *confFixture {
@@ -298,6 +304,21 @@ func seedConformance(ctx context.Context, t *testing.T, u *upstream) *confFixtur
 	}
 	push(ctx, t, repo.Tag("multi").String(), idx)
 	fx.manifests = append(fx.manifests, mustDigest(t, idx.Digest).String())
+
+	docker := dockerImage(t, runtime.GOARCH)
+	push(ctx, t, repo.Tag("docker").String(), docker)
+	addImage(docker)
+	list := mutate.IndexMediaType(empty.Index, types.DockerManifestList)
+	for _, arch := range indexArches {
+		child := dockerImage(t, arch)
+		list = mutate.AppendManifests(list, mutate.IndexAddendum{
+			Add:        child,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}},
+		})
+		addImage(child)
+	}
+	push(ctx, t, repo.Tag("docker-multi").String(), list)
+	fx.manifests = append(fx.manifests, mustDigest(t, list.Digest).String())
 
 	// The artifact: an empty config, one small JSON payload, the image as subject.
 	emptyBlob := static.NewLayer([]byte("{}"), ociEmptyJSON)
@@ -357,7 +378,7 @@ func seedConformance(ctx context.Context, t *testing.T, u *upstream) *confFixtur
 		t.Fatalf("harness: referrers tag %s lists %+v, want the artifact %s", fx.fallback, fallback.Manifests, artHash)
 	}
 	fx.manifests = append(fx.manifests, desc.Digest.String())
-	fx.tags = []string{"v1", "multi", fx.fallback}
+	fx.tags = []string{"v1", "multi", "docker", "docker-multi", fx.fallback}
 	u.base = u.proc.log.Len()
 	return fx
 }

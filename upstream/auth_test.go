@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
 const testToken = "tok-123"
@@ -103,7 +104,7 @@ func TestAuth(t *testing.T) {
 			} else {
 				u.use(requireBasic("alice", "s3cret"))
 			}
-			m, err := u.client(t, tt.opts...).Manifest(t.Context(), "library/app", "v1", acceptAll)
+			m, err := u.client(t, tt.opts...).Manifest(t.Context(), "library/app", "v1")
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("got error %v, want %v", err, tt.wantErr)
 			}
@@ -132,7 +133,7 @@ func TestKeychainResolvedByNamespace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.Manifest(t.Context(), "library/app", "v1", acceptAll); err != nil {
+		if _, err := c.Manifest(t.Context(), "library/app", "v1"); err != nil {
 			t.Fatalf("%s: %v", tt.namespace, err)
 		}
 		if len(kc.asked) != 1 || kc.asked[0] != tt.want {

@@ -4,21 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
 // Blob is an open upstream blob body. The caller closes Body and verifies
 // the digest while reading: OpenBlob does not.
-type Blob struct {
-	Body   io.ReadCloser
-	Offset int64 // where Body starts: 0 when the upstream ignored the Range
-	Size   int64 // the whole blob's size, -1 if unknown
-}
+type Blob = oci.RemoteBlob
 
 // OpenBlob GETs repo's blob digest from offset (offset > 0 sends
 // "Range: bytes=offset-"). A 206 must carry "Content-Range: bytes

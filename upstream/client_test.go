@@ -61,7 +61,7 @@ func TestManifest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := c.Manifest(t.Context(), tt.repo, tt.ref, acceptAll)
+			m, err := c.Manifest(t.Context(), tt.repo, tt.ref)
 			if err != nil {
 				t.Fatalf("Manifest: %v", err)
 			}
@@ -81,7 +81,7 @@ func TestManifest(t *testing.T) {
 	}
 }
 
-func TestManifestSendsAccept(t *testing.T) {
+func TestManifestSendsTheOneCompleteAccept(t *testing.T) {
 	u := newTestUpstream(t)
 	u.pushImage(t, "library/app:v1")
 	var mu sync.Mutex
@@ -94,13 +94,22 @@ func TestManifestSendsAccept(t *testing.T) {
 		}
 		return false
 	})
-	if _, err := u.client(t).Manifest(t.Context(), "library/app", "v1", acceptAll[:2]); err != nil {
+	c := u.client(t)
+	if _, err := c.Manifest(t.Context(), "library/app", "v1"); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{acceptAll[0] + ", " + acceptAll[1]}
+	want := []string{strings.Join(append(slices.Clone(acceptAll), "application/vnd.oci.artifact.manifest.v1+json"), ", ")}
 	if !slices.Equal(got, want) {
-		t.Errorf("got Accept %q, want %q", got, want)
+		t.Errorf("GET: got Accept %q, want %q", got, want)
 	}
+	got = nil
+	if _, err := c.HeadManifest(t.Context(), "library/app", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("HEAD: got Accept %q, want %q", got, want)
+	}
+
 }
 
 func TestHeadManifest(t *testing.T) {
@@ -110,7 +119,7 @@ func TestHeadManifest(t *testing.T) {
 	mt, _ := img.MediaType()
 	c := u.client(t)
 	for _, ref := range []string{"v1", dgst} {
-		d, err := c.HeadManifest(t.Context(), "library/app", ref, acceptAll)
+		d, err := c.HeadManifest(t.Context(), "library/app", ref)
 		if err != nil {
 			t.Fatalf("HeadManifest(%s): %v", ref, err)
 		}
@@ -218,7 +227,7 @@ func TestHTTPS(t *testing.T) {
 	raw, _ := rawOf(t, u.pushImage(t, "library/app:v1"))
 	u.use()
 	c := u.client(t, WithTransport(u.srv.Client().Transport))
-	m, err := c.Manifest(t.Context(), "library/app", "v1", acceptAll)
+	m, err := c.Manifest(t.Context(), "library/app", "v1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +253,7 @@ func TestTransportsBuiltLazily(t *testing.T) {
 		wantPings int
 	}{{"library/app", 1}, {"library/app", 1}, {"library/other", 2}, {"library/app", 2}}
 	for i, s := range steps {
-		if _, err := c.Manifest(t.Context(), s.repo, "v1", acceptAll); err != nil {
+		if _, err := c.Manifest(t.Context(), s.repo, "v1"); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
 		if got := u.count("ping"); got != s.wantPings {
@@ -272,7 +281,7 @@ func TestConcurrentFirstRequestsPingOnce(t *testing.T) {
 	errs := make(chan error, 8)
 	for range 8 {
 		wg.Go(func() {
-			_, err := c.Manifest(t.Context(), "library/app", "v1", acceptAll)
+			_, err := c.Manifest(t.Context(), "library/app", "v1")
 			errs <- err
 		})
 	}

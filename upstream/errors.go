@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+
+	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
 // ErrDigestMismatch means the upstream sent content that does not hash to

@@ -9,8 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
 func TestClassify(t *testing.T) {
@@ -95,7 +96,7 @@ func TestErrorsFromUpstream(t *testing.T) {
 			var err error
 			switch tt.call {
 			case "manifest":
-				_, err = c.Manifest(t.Context(), "library/app", "nope", acceptAll)
+				_, err = c.Manifest(t.Context(), "library/app", "nope")
 			case "blob":
 				_, err = c.OpenBlob(t.Context(), "library/app", missing, 0)
 			case "tags":
@@ -140,7 +141,7 @@ func hijackClose(match func(*http.Request) bool) fault {
 func TestPingRetried(t *testing.T) {
 	u := newTestUpstream(t)
 	u.use(status(isKind("ping"), http.StatusServiceUnavailable, nil, ""))
-	_, err := u.client(t, WithRetries(2)).Manifest(t.Context(), "library/app", "v1", acceptAll)
+	_, err := u.client(t, WithRetries(2)).Manifest(t.Context(), "library/app", "v1")
 	var se *StatusError
 	if !errors.Is(err, ocierr.Unavailable) || !errors.As(err, &se) || se.Op != OpPing || se.Status != 503 {
 		t.Fatalf("got %v, want a ping StatusError 503 %s", err, ocierr.Unavailable)
@@ -164,7 +165,7 @@ func TestConnectionRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Manifest(t.Context(), "library/app", "v1", acceptAll)
+	_, err = c.Manifest(t.Context(), "library/app", "v1")
 	if !errors.Is(err, ocierr.Unavailable) {
 		t.Errorf("got %v, want %s", err, ocierr.Unavailable)
 	}
@@ -184,14 +185,14 @@ func TestContextCanceled(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() { <-started; cancel() }()
-	_, err := u.client(t).Manifest(ctx, "library/app", "v1", acceptAll)
+	_, err := u.client(t).Manifest(ctx, "library/app", "v1")
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
 	}
 	if got := u.count("manifest"); got != 1 {
 		t.Errorf("got %d manifest requests, want 1 (no retry after cancel)", got)
 	}
-	_, err = u.client(t).Manifest(ctx, "library/app", "v1", acceptAll)
+	_, err = u.client(t).Manifest(ctx, "library/app", "v1")
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled before the call: got %v, want context.Canceled", err)
 	}
@@ -213,14 +214,14 @@ func TestDigestMismatch(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			u.use(tt.fault)
-			_, err := u.client(t).Manifest(t.Context(), "library/app", tt.ref, acceptAll)
+			_, err := u.client(t).Manifest(t.Context(), "library/app", tt.ref)
 			if !errors.Is(err, ErrDigestMismatch) || !errors.Is(err, ocierr.Unavailable) {
 				t.Errorf("got %v, want ErrDigestMismatch and %s", err, ocierr.Unavailable)
 			}
 		})
 	}
 	u.use(status(isKind("manifest"), 200, map[string]string{"Docker-Content-Digest": digestB}, ""))
-	if _, err := u.client(t).HeadManifest(t.Context(), "library/app", digestA, acceptAll); !errors.Is(err, ErrDigestMismatch) {
+	if _, err := u.client(t).HeadManifest(t.Context(), "library/app", digestA); !errors.Is(err, ErrDigestMismatch) {
 		t.Errorf("HeadManifest: got %v, want ErrDigestMismatch", err)
 	}
 }
@@ -228,7 +229,7 @@ func TestDigestMismatch(t *testing.T) {
 func TestManifestTooLarge(t *testing.T) {
 	u := newTestUpstream(t)
 	u.use(status(isKind("manifest"), 200, map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}, strings.Repeat(" ", MaxManifestSize+1)))
-	_, err := u.client(t).Manifest(t.Context(), "library/app", "v1", acceptAll)
+	_, err := u.client(t).Manifest(t.Context(), "library/app", "v1")
 	if !errors.Is(err, ocierr.ManifestInvalid) || ocierr.StatusOf(err) != http.StatusRequestEntityTooLarge {
 		t.Errorf("got %v (status %d), want %s with 413", err, ocierr.StatusOf(err), ocierr.ManifestInvalid)
 	}
@@ -244,8 +245,8 @@ func TestMetrics(t *testing.T) {
 		t.Fatal("second NewMetrics on one registry: got nil")
 	}
 	c := u.client(t, WithMetrics(m))
-	c.Manifest(t.Context(), "library/app", "v1", acceptAll)
-	c.Manifest(t.Context(), "library/app", "nope", acceptAll)
+	c.Manifest(t.Context(), "library/app", "v1")
+	c.Manifest(t.Context(), "library/app", "nope")
 	want := map[string]float64{"ping/200": 1, "manifest_get/200": 1, "manifest_get/404": 1}
 	got := map[string]float64{}
 	families, err := reg.Gather()

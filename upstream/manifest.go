@@ -21,21 +21,22 @@ type Descriptor = oci.Descriptor
 // Manifest is a manifest as the upstream sent it, byte for byte.
 type Manifest = oci.Manifest
 
-// Manifest GETs repo's manifest ref (a tag or a digest), sending accept
-// comma-joined in one Accept header (as containerd and ggcr do; registries
-// split on commas). The body is capped at MaxManifestSize (over: an error
+// Manifest GETs repo's manifest ref (a tag or a digest), sending
+// oci.OriginAccept comma-joined in one Accept header (as containerd and
+// ggcr do; registries split on commas): never the client's list, so every
+// client's request gets the same bytes. The body is capped at MaxManifestSize (over: an error
 // wrapping ocierr.ManifestInvalid with status 413). Digest is the body's
 // sha256 (or ref itself when ref is a digest, which the body must hash
 // to); a sha256 Docker-Content-Digest that disagrees with the body is
 // ErrDigestMismatch too. MediaType is the Content-Type, or the body's
 // mediaType field when the Content-Type is missing or generic.
-func (c *Client) Manifest(ctx context.Context, repo, ref string, accept []string) (*Manifest, error) {
+func (c *Client) Manifest(ctx context.Context, repo, ref string) (*Manifest, error) {
 	want, err := checkManifestArgs(repo, ref)
 	if err != nil {
 		return nil, err
 	}
 	req := c.newRequest(http.MethodGet, "/v2/"+repo+"/manifests/"+ref, nil)
-	setAccept(req, accept)
+	setAccept(req)
 	resp, err := c.do(ctx, OpManifestGet, repo, req)
 	if err != nil {
 		return nil, err
@@ -53,17 +54,18 @@ func (c *Client) Manifest(ctx context.Context, repo, ref string, accept []string
 	return &Manifest{Descriptor: Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(body))}, Body: body}, nil
 }
 
-// HeadManifest HEADs repo's manifest ref. The descriptor comes from
+// HeadManifest HEADs repo's manifest ref, with the Accept list of
+// Manifest. The descriptor comes from
 // Docker-Content-Digest, Content-Type and Content-Length (Size -1 if
 // absent). Without Docker-Content-Digest, Digest is ref when ref is a
 // digest and "" when it is a tag: the caller must GET to learn it.
-func (c *Client) HeadManifest(ctx context.Context, repo, ref string, accept []string) (Descriptor, error) {
+func (c *Client) HeadManifest(ctx context.Context, repo, ref string) (Descriptor, error) {
 	want, err := checkManifestArgs(repo, ref)
 	if err != nil {
 		return Descriptor{}, err
 	}
 	req := c.newRequest(http.MethodHead, "/v2/"+repo+"/manifests/"+ref, nil)
-	setAccept(req, accept)
+	setAccept(req)
 	resp, err := c.do(ctx, OpManifestHead, repo, req)
 	if err != nil {
 		return Descriptor{}, err
@@ -79,10 +81,11 @@ func checkManifestArgs(repo, ref string) (string, error) {
 	return parseRef(ref)
 }
 
-func setAccept(req *http.Request, accept []string) {
-	if len(accept) > 0 {
-		req.Header.Set("Accept", strings.Join(accept, ", "))
-	}
+// originAccept is oci.OriginAccept joined once.
+var originAccept = strings.Join(oci.OriginAccept(), ", ")
+
+func setAccept(req *http.Request) {
+	req.Header["Accept"] = []string{originAccept}
 }
 
 func (c *Client) readManifest(resp *http.Response) ([]byte, error) {

@@ -6,17 +6,14 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/cairn-mirror/cairn/internal/oci"
 )
 
 // RateLimit is the upstream's last word on its pull budget, from Docker
 // Hub's ratelimit-limit and ratelimit-remaining headers ("100;w=21600": a
 // count, and the window in seconds).
-type RateLimit struct {
-	Limit     int
-	Remaining int
-	Window    time.Duration
-	Seen      time.Time // when the headers arrived (the client's clock)
-}
+type RateLimit = oci.RateLimit
 
 // rateLimits keeps the newest reading; safe for concurrent use.
 type rateLimits struct {

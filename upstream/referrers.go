@@ -27,7 +27,7 @@ const ociIndexType = oci.MediaTypeOCIIndex
 // or 200 with something that is not an OCI index. Errors wrapping it also
 // wrap ocierr.ManifestUnknown (or the 404's NAME_UNKNOWN); callers fall back
 // to the referrers tag schema (the tag <alg>-<hex>).
-var ErrNoReferrersAPI = errors.New("upstream has no referrers API")
+var ErrNoReferrersAPI = oci.ErrNoReferrersAPI
 
 // Referrers GETs /v2/<repo>/referrers/<digest>, with ?artifactType= when
 // artifactType is not empty. body is the upstream's OCI index, byte for

@@ -14,7 +14,7 @@ import (
 // answers 200 with the digest and no Content-Length (there is no size to
 // promise), never a negative one.
 func TestHeadOfUnsizedUpstreamBlobOmitsContentLength(t *testing.T) {
-	srv, _ := negotiatingUpstream(t, true)
+	srv := negotiatingUpstream(t, true).srv
 	up := &counting{srv: srv}
 	img := randomImage(t, 1024, 1)
 	up.push(t, "org/app", "v1", img)

@@ -169,15 +169,15 @@ func (r *reloader) newAuth(eff *config.Config) (*apiAuth, error) {
 // namespaces are eff's cache settings; a mirror keeps its upstream
 // client unless its credentials changed (fresh names those that did).
 func (r *reloader) namespaces(eff *config.Config) (nss []cache.Namespace, prints map[string]string, fresh []string, err error) {
-	clients := map[string]*upstream.Client{}
+	clients := map[string]cache.Origin{}
 	for _, ns := range r.cache.Namespaces() {
-		clients[ns.Name] = ns.Upstream
+		clients[ns.Name] = ns.Origin
 	}
 	prints = map[string]string{}
 	var errs []error
 	for _, u := range eff.Upstreams {
 		ns := namespaceSettings(u)
-		ns.Upstream = clients[u.Name]
+		ns.Origin = clients[u.Name]
 		if u.Mirror() {
 			cred, err := readCredentials(u)
 			if err != nil {
@@ -185,10 +185,12 @@ func (r *reloader) namespaces(eff *config.Config) (nss []cache.Namespace, prints
 				continue
 			}
 			if p, was := cred.print(), r.prints[u.Name]; p == "" || p != was {
-				if ns.Upstream, err = upstreamClient(u, cred, r.metrics, r.root); err != nil {
+				client, err := upstreamClient(u, cred, r.metrics, r.root)
+				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
+				ns.Origin = client
 				fresh = append(fresh, u.Name)
 			}
 			prints[u.Name] = cred.print()

@@ -27,8 +27,12 @@ func cacheNamespace(u config.Upstream, m *upstream.Metrics, log *slog.Logger) (c
 	if err != nil {
 		return ns, "", err
 	}
-	ns.Upstream, err = upstreamClient(u, cred, m, log)
-	return ns, cred.print(), err
+	client, err := upstreamClient(u, cred, m, log)
+	if err != nil {
+		return ns, "", err
+	}
+	ns.Origin = client // never a nil *Client in the interface
+	return ns, cred.print(), nil
 }
 
 // namespaceSettings is u's cache settings, without an upstream client.
