@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/cairn-mirror/cairn/internal/config"
+	"github.com/cairn-mirror/cairn/internal/devca"
 )
 
 // configFlags are the operational knobs; each has an environment variable.
@@ -71,11 +72,11 @@ func useSelfSigned(cfg *config.Config, dir string) error {
 	if err != nil {
 		return fmt.Errorf("--tls-self-signed: %w", err)
 	}
-	if err := ensureSelfSigned(dir, selfSignedNames(cfg.Listen)); err != nil {
-		return err
+	if err := devca.Ensure(dir, devca.Names(cfg.Listen)); err != nil {
+		return fmt.Errorf("--tls-self-signed: %w", err)
 	}
-	cfg.TLS.CertFile = filepath.Join(dir, serverCertName)
-	cfg.TLS.KeyFile = filepath.Join(dir, serverKeyName)
+	cfg.TLS.CertFile = filepath.Join(dir, devca.ServerCert)
+	cfg.TLS.KeyFile = filepath.Join(dir, devca.ServerKey)
 	return nil
 }
 

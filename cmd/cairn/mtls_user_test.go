@@ -9,6 +9,8 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
+
+	"github.com/cairn-mirror/cairn/internal/devca"
 )
 
 // With client_ca_file, a client certificate names the user when the
@@ -25,13 +27,13 @@ func TestMutualTLSCertificateUser(t *testing.T) {
       repositories: ["registry.internal/**"]
       actions: [pull, push]`, writeHtpasswd(t))
 	n := startNode(t, testConfig(t, t.TempDir(), up.host(), up.host(), authSection,
-		tlsSection(dir, fmt.Sprintf(", client_ca_file: %q", filepath.Join(dir, caCertName)))))
-	ca, caKey, err := loadCA(dir)
+		tlsSection(dir, fmt.Sprintf(", client_ca_file: %q", filepath.Join(dir, devca.CACert)))))
+	ca, caKey, err := devca.LoadCA(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	as := func(cn string) *http.Client {
-		certPEM, keyPEM, err := issueCert(ca, caKey, []string{cn}, x509.ExtKeyUsageClientAuth)
+		certPEM, keyPEM, err := devca.IssueCert(ca, caKey, []string{cn}, x509.ExtKeyUsageClientAuth)
 		if err != nil {
 			t.Fatal(err)
 		}

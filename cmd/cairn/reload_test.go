@@ -23,6 +23,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/cairn-mirror/cairn/internal/devca"
 )
 
 // hupChild is `cairn serve -c FILE` in a child process (startChild),
@@ -351,7 +353,7 @@ func TestSIGHUPChangesTagTTL(t *testing.T) {
 func TestSIGHUPServesNewCertificate(t *testing.T) {
 	dir, pool := devPKI(t)
 	next, _ := devPKI(t)
-	pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, caCertName)))
+	pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, devca.CACert)))
 	c := startHUPChild(t, tlsSection(dir, "")+"\nupstreams: [{name: registry.internal, default: true}]\n")
 	leaf := func() *x509.Certificate {
 		t.Helper()
@@ -362,13 +364,13 @@ func TestSIGHUPServesNewCertificate(t *testing.T) {
 		resp.Body.Close()
 		return resp.TLS.PeerCertificates[0]
 	}
-	if !leaf().Equal(parseLeaf(t, filepath.Join(dir, serverCertName))) {
+	if !leaf().Equal(parseLeaf(t, filepath.Join(dir, devca.ServerCert))) {
 		t.Fatal("before the reload: not the first certificate")
 	}
 	swapCert(t, dir, next)
 	l, _ := c.sighup(t)
 	wantReloaded(t, l, "tls certificate")
-	if !leaf().Equal(parseLeaf(t, filepath.Join(next, serverCertName))) {
+	if !leaf().Equal(parseLeaf(t, filepath.Join(next, devca.ServerCert))) {
 		t.Error("a new connection after SIGHUP does not get the new certificate")
 	}
 }
@@ -474,7 +476,7 @@ func TestSIGHUPWithoutConfigFile(t *testing.T) {
 			t.Setenv("CAIRN_LOG_FORMAT", "json")
 			dir, pool := devPKI(t)
 			next, _ := devPKI(t)
-			pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, caCertName)))
+			pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, devca.CACert)))
 			if withTLS {
 				t.Setenv("CAIRN_TLS_SELF_SIGNED", dir) // reuses the certificate there
 			}
@@ -497,7 +499,7 @@ func TestSIGHUPWithoutConfigFile(t *testing.T) {
 				t.Fatalf("after SIGHUP: %v", err)
 			}
 			resp.Body.Close()
-			if withTLS && !resp.TLS.PeerCertificates[0].Equal(parseLeaf(t, filepath.Join(next, serverCertName))) {
+			if withTLS && !resp.TLS.PeerCertificates[0].Equal(parseLeaf(t, filepath.Join(next, devca.ServerCert))) {
 				t.Error("after SIGHUP without a file: not the new certificate")
 			}
 		})

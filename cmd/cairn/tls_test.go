@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairn-mirror/cairn/internal/devca"
 )
 
 var loopbackNames = []string{"localhost", "127.0.0.1", "::1"}
@@ -27,10 +29,10 @@ var loopbackNames = []string{"localhost", "127.0.0.1", "::1"}
 func devPKI(t *testing.T) (string, *x509.CertPool) {
 	t.Helper()
 	dir := t.TempDir()
-	if err := ensureSelfSigned(dir, loopbackNames); err != nil {
+	if err := devca.Ensure(dir, loopbackNames); err != nil {
 		t.Fatal(err)
 	}
-	return dir, caPool(t, filepath.Join(dir, caCertName))
+	return dir, caPool(t, filepath.Join(dir, devca.CACert))
 }
 
 func caPool(t *testing.T, files ...string) *x509.CertPool {
@@ -50,7 +52,7 @@ func caPool(t *testing.T, files ...string) *x509.CertPool {
 
 // tlsSection is the config's tls: section for the certificate in dir.
 func tlsSection(dir, more string) string {
-	return fmt.Sprintf("tls: {cert_file: %q, key_file: %q%s}", filepath.Join(dir, serverCertName), filepath.Join(dir, serverKeyName), more)
+	return fmt.Sprintf("tls: {cert_file: %q, key_file: %q%s}", filepath.Join(dir, devca.ServerCert), filepath.Join(dir, devca.ServerKey), more)
 }
 
 // httpsClient makes a new connection per request.
@@ -60,7 +62,7 @@ func httpsClient(cfg *tls.Config) *http.Client {
 
 func serverCertPEM(t *testing.T, dir string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, serverCertName))
+	b, err := os.ReadFile(filepath.Join(dir, devca.ServerCert))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestTLSMinVersion13AndAdmin(t *testing.T) {
 // swapCert replaces the node's certificate files with the ones in from.
 func swapCert(t *testing.T, to, from string) {
 	t.Helper()
-	for _, name := range []string{serverKeyName, serverCertName} {
+	for _, name := range []string{devca.ServerKey, devca.ServerCert} {
 		if err := os.WriteFile(filepath.Join(to, name), mustRead(t, filepath.Join(from, name)), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +164,7 @@ func TestTLSReloadDuringDownload(t *testing.T) {
 	want := layerBytes(t, layers[0])
 	dir, pool := devPKI(t) // trusts both CAs
 	next, _ := devPKI(t)
-	pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, caCertName)))
+	pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, devca.CACert)))
 	n := startNode(t, testConfig(t, t.TempDir(), up.host(), up.host(), tlsSection(dir, "")))
 	oldLeaf := peerCert(t, n, pool)
 
@@ -182,7 +184,7 @@ func TestTLSReloadDuringDownload(t *testing.T) {
 	if newLeaf.Equal(oldLeaf) {
 		t.Fatal("a new connection after the reload still sees the old certificate")
 	}
-	if !newLeaf.Equal(parseLeaf(t, filepath.Join(next, serverCertName))) {
+	if !newLeaf.Equal(parseLeaf(t, filepath.Join(next, devca.ServerCert))) {
 		t.Error("a new connection after the reload sees neither certificate")
 	}
 
@@ -194,7 +196,7 @@ func TestTLSReloadDuringDownload(t *testing.T) {
 		t.Error("the in-flight download was not on the old certificate")
 	}
 
-	if err := os.WriteFile(filepath.Join(dir, serverCertName), []byte("not a certificate"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, devca.ServerCert), []byte("not a certificate"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n.s.certs.reloadAndLog()
@@ -208,7 +210,7 @@ func TestTLSReloadDuringDownload(t *testing.T) {
 
 func parseLeaf(t *testing.T, path string) *x509.Certificate {
 	t.Helper()
-	c, err := tls.LoadX509KeyPair(path, filepath.Join(filepath.Dir(path), serverKeyName))
+	c, err := tls.LoadX509KeyPair(path, filepath.Join(filepath.Dir(path), devca.ServerKey))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +228,7 @@ func TestTLSSIGHUPReloads(t *testing.T) {
 	up := newUpstream(t)
 	dir, pool := devPKI(t)
 	next, _ := devPKI(t)
-	pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, caCertName)))
+	pool.AppendCertsFromPEM(mustRead(t, filepath.Join(next, devca.CACert)))
 	n := startNode(t, testConfig(t, t.TempDir(), up.host(), up.host(), tlsSection(dir, "")))
 	waitUntil(t, 10*time.Second, "the node to be ready", n.s.ready.Load)
 	oldLeaf := peerCert(t, n, pool)
@@ -246,14 +248,14 @@ func TestMutualTLS(t *testing.T) {
 	up := newUpstream(t)
 	dir, pool := devPKI(t)
 	n := startNode(t, testConfig(t, t.TempDir(), up.host(), up.host(),
-		tlsSection(dir, fmt.Sprintf(", client_ca_file: %q", filepath.Join(dir, caCertName)))))
+		tlsSection(dir, fmt.Sprintf(", client_ca_file: %q", filepath.Join(dir, devca.CACert)))))
 	url := "https://" + n.addr() + "/v2/"
 
 	if resp, err := httpsClient(&tls.Config{RootCAs: pool}).Get(url); err == nil {
 		resp.Body.Close()
 		t.Errorf("no client certificate: got %d, want no handshake", resp.StatusCode)
 	}
-	ca, caKey, err := loadCA(dir)
+	ca, caKey, err := devca.LoadCA(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +270,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	otherDir, _ := devPKI(t)
-	otherCA, otherKey, err := loadCA(otherDir)
+	otherCA, otherKey, err := devca.LoadCA(otherDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +283,7 @@ func TestMutualTLS(t *testing.T) {
 
 func clientCert(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey) tls.Certificate {
 	t.Helper()
-	certPEM, keyPEM, err := issueCert(ca, caKey, []string{"ci-runner"}, x509.ExtKeyUsageClientAuth)
+	certPEM, keyPEM, err := devca.IssueCert(ca, caKey, []string{"ci-runner"}, x509.ExtKeyUsageClientAuth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,8 +315,8 @@ func TestTLSSelfSignedFlag(t *testing.T) {
 		if host == nil || ca == nil {
 			t.Fatalf("no hosts.toml host and ca lines in:\n%s", out)
 		}
-		if ca[1] != filepath.Join(dir, caCertName) {
-			t.Errorf("hosts.toml ca = %q, want %q", ca[1], filepath.Join(dir, caCertName))
+		if ca[1] != filepath.Join(dir, devca.CACert) {
+			t.Errorf("hosts.toml ca = %q, want %q", ca[1], filepath.Join(dir, devca.CACert))
 		}
 		resp, err := httpsClient(&tls.Config{RootCAs: caPool(t, ca[1])}).Get(host[1] + "/v2/")
 		if err != nil {
@@ -325,14 +327,14 @@ func TestTLSSelfSignedFlag(t *testing.T) {
 			t.Errorf("GET /v2/: got %d, want 200", resp.StatusCode)
 		}
 	})
-	ca, server := mustRead(t, filepath.Join(dir, caCertName)), serverCertPEM(t, dir)
-	for _, name := range []string{caKeyName, serverKeyName} {
+	ca, server := mustRead(t, filepath.Join(dir, devca.CACert)), serverCertPEM(t, dir)
+	for _, name := range []string{devca.CAKey, devca.ServerKey} {
 		if fi, err := os.Stat(filepath.Join(dir, name)); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v %v, want mode 0600", name, fi, err)
 		}
 	}
 	serveSelfSigned(t, cfg, dir, func(string) {})
-	if !bytes.Equal(ca, mustRead(t, filepath.Join(dir, caCertName))) || !bytes.Equal(server, serverCertPEM(t, dir)) {
+	if !bytes.Equal(ca, mustRead(t, filepath.Join(dir, devca.CACert))) || !bytes.Equal(server, serverCertPEM(t, dir)) {
 		t.Error("a second start did not reuse the certificate files")
 	}
 }
