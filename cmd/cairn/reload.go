@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,8 +34,9 @@ import (
 //     keychain): a new upstream client where they changed.
 //
 // Every other field needs a restart: a change to it is logged, field by
-// field, and left as it runs (see reloadable). A node started without a
-// config file reloads its certificate only. One reload runs at a time.
+// field, and left as it runs (config.Reloadable decides which is which).
+// A node started without a config file reloads its certificate only. One
+// reload runs at a time.
 type reloader struct {
 	mu      sync.Mutex
 	source  func() (*config.Config, error) // nil: started without a config file
@@ -95,8 +94,8 @@ func (r *reloader) reload() {
 		r.log.Error("config reload failed: the running config stays", "err", err)
 		return
 	}
-	eff := reloadable(r.running, next)
-	restart := configDiff(eff, next)
+	eff := config.Reloadable(r.running, next)
+	restart := config.Diff(eff, next)
 	if err := eff.Validate(); err != nil {
 		r.log.Error("config reload failed: the running config stays", "err",
 			fmt.Errorf("the file, with the fields that need a restart kept as they run (%s), is invalid: %w", list(restart), err))
@@ -126,7 +125,7 @@ func (r *reloader) reloadCertOnly() {
 // cannot be read, or a part that cannot be built, fails the reload whole.
 // It returns what changed.
 func (r *reloader) apply(eff *config.Config) ([]string, error) {
-	changed := configDiff(r.running, eff)
+	changed := config.Diff(r.running, eff)
 	var errs []error
 	var cert *tls.Certificate
 	if r.certs != nil {
@@ -160,7 +159,7 @@ func (r *reloader) apply(eff *config.Config) ([]string, error) {
 
 // newAuth builds the authorizer of eff's auth section. The failed-login
 // counts go on where they were, and the router is the running one: what
-// routing reads needs a restart (reloadable).
+// routing reads needs a restart (config.Reloadable).
 func (r *reloader) newAuth(eff *config.Config) (*apiAuth, error) {
 	cur := r.auth.current()
 	return newAPIAuth(eff.Auth, cur.router, cur.logins, r.root.With("component", "token"))
@@ -198,119 +197,6 @@ func (r *reloader) namespaces(eff *config.Config) (nss []cache.Namespace, prints
 		nss = append(nss, ns)
 	}
 	return nss, prints, fresh, errors.Join(errs...)
-}
-
-// reloadable is running with what a reload may change taken from next:
-// the auth section, the certificate's files, and each namespace's cache
-// settings and credentials, as long as it keeps using credentials or
-// not (the cache's tenancy depends on it). Everything else stays as it
-// runs: listen, admin_listen, data_dir, site, log, admin, tls on or off,
-// client_ca_file, min_version and admin, the cache section's own fields
-// (max_size, evict marks, pins, breaker, fill_max_duration), uploads,
-// limits, and which namespaces there are with their url, aliases,
-// library_prefix, default and delete.
-//
-// The policy belongs in internal/config, beside the fields it names; it
-// is here until that package takes it.
-func reloadable(running, next *config.Config) *config.Config {
-	eff := *running
-	eff.Auth = next.Auth
-	if running.TLS.Enabled() && next.TLS.Enabled() {
-		eff.TLS.CertFile, eff.TLS.KeyFile = next.TLS.CertFile, next.TLS.KeyFile
-	}
-	// The cache section's per-namespace defaults: each namespace has them
-	// applied already, compared below; these only keep the diff quiet.
-	eff.Cache.TagTTL, eff.Cache.ServeStale, eff.Cache.ServeStaleOn404 = next.Cache.TagTTL, next.Cache.ServeStale, next.Cache.ServeStaleOn404
-	eff.Cache.FillIdleTimeout, eff.Cache.HeadTimeout, eff.Cache.RequestTimeout = next.Cache.FillIdleTimeout, next.Cache.HeadTimeout, next.Cache.RequestTimeout
-	eff.Upstreams = slices.Clone(running.Upstreams)
-	for i, u := range eff.Upstreams {
-		j := slices.IndexFunc(next.Upstreams, func(n config.Upstream) bool { return n.Name == u.Name })
-		if j < 0 {
-			continue
-		}
-		n := next.Upstreams[j]
-		u.TagTTL, u.ServeStale, u.ServeStaleOn404 = n.TagTTL, n.ServeStale, n.ServeStaleOn404
-		u.FillIdleTimeout, u.HeadTimeout, u.RequestTimeout = n.FillIdleTimeout, n.HeadTimeout, n.RequestTimeout
-		u.RateLimitFloor, u.AnonymousPullsUseCredentials = n.RateLimitFloor, n.AnonymousPullsUseCredentials
-		if u.Credentialed() == n.Credentialed() {
-			u.Username, u.PasswordFile, u.Keychain = n.Username, n.PasswordFile, n.Keychain
-		}
-		eff.Upstreams[i] = u
-	}
-	return &eff
-}
-
-// configDiff names the fields that differ between a and b by their YAML
-// paths: upstreams by name (upstreams[docker.io].tag_ttl), other lists
-// whole (auth.access). Values are not named: some are secrets' paths.
-func configDiff(a, b *config.Config) []string {
-	var out []string
-	diffValue("", reflect.ValueOf(*a), reflect.ValueOf(*b), &out)
-	return out
-}
-
-func diffValue(path string, a, b reflect.Value, out *[]string) {
-	switch a.Kind() {
-	case reflect.Pointer:
-		if a.IsNil() || b.IsNil() {
-			if a.IsNil() != b.IsNil() {
-				*out = append(*out, path)
-			}
-			return
-		}
-		diffValue(path, a.Elem(), b.Elem(), out)
-	case reflect.Struct:
-		t := a.Type()
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if !f.IsExported() || name == "-" {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			if path != "" {
-				name = path + "." + name
-			}
-			diffValue(name, a.Field(i), b.Field(i), out)
-		}
-	case reflect.Slice:
-		if ua, ok := a.Interface().([]config.Upstream); ok {
-			diffUpstreams(path, ua, b.Interface().([]config.Upstream), out)
-			return
-		}
-		if (a.Len() != 0 || b.Len() != 0) && !reflect.DeepEqual(a.Interface(), b.Interface()) {
-			*out = append(*out, path)
-		}
-	default:
-		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
-			*out = append(*out, path)
-		}
-	}
-}
-
-func diffUpstreams(path string, a, b []config.Upstream, out *[]string) {
-	byName := func(us []config.Upstream, name string) (config.Upstream, bool) {
-		i := slices.IndexFunc(us, func(u config.Upstream) bool { return u.Name == name })
-		if i < 0 {
-			return config.Upstream{}, false
-		}
-		return us[i], true
-	}
-	for _, u := range a {
-		at := path + "[" + u.Name + "]"
-		if n, ok := byName(b, u.Name); ok {
-			diffValue(at, reflect.ValueOf(u), reflect.ValueOf(n), out)
-		} else {
-			*out = append(*out, at+" (removed)")
-		}
-	}
-	for _, n := range b {
-		if _, ok := byName(a, n.Name); !ok {
-			*out = append(*out, path+"["+n.Name+"] (added)")
-		}
-	}
 }
 
 func list(fields []string) string {

@@ -8,6 +8,10 @@
 // field they are about (`upstreams[1].url: ...`). Default returns the embedded
 // default.yaml, which mirrors the public registries into ./data.
 //
+// Reloadable is the reload policy: which fields a SIGHUP may apply to a
+// running node and which need a restart; Diff names the fields two
+// configs differ in, by YAML path, for the reload's log.
+//
 // The package reads no secrets: password_file paths are checked to exist and
 // are read by the upstream client; auth.htpasswd_file likewise, read by the
 // auth package. The auth section's actions, user names and repository globs
