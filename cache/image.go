@@ -2,9 +2,15 @@ package cache
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cairn-mirror/cairn/internal/image"
+	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/internal/route"
 )
 
 // DefaultPlatform is the platform an index-less client gets from a tag that
@@ -37,4 +43,77 @@ func childFor(index []byte, p v1.Platform) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// ImageOptions selects what FetchImage holds of an image.
+type ImageOptions = image.Options
+
+// Fetched counts what FetchImage walked: every manifest and blob of the
+// closure, how many of them it had to fetch, and the closure's bytes.
+type Fetched struct {
+	Root             string
+	Manifests, Blobs int
+	FetchedBlobs     int
+	Bytes            int64
+}
+
+// FetchImage makes sure the image ref (a tag or a digest) names in repo is
+// held whole: the manifest, the children of the platforms asked for, every
+// config and layer, and, with opts.Referrers, the referrers of each
+// manifest with their closures. What is missing is fetched through the
+// cache's own flights (one upstream fetch per digest however many callers
+// walk the same image); what is held is only checked. It returns when
+// everything is stored, or with the first error.
+func (c *Cache) FetchImage(ctx context.Context, repo route.Repo, ref string, opts ImageOptions) (Fetched, error) {
+	root, err := c.Manifest(ctx, repo, ref, nil)
+	if err != nil {
+		return Fetched{}, err
+	}
+	out := Fetched{Root: root.Digest}
+	err = image.Walk(ctx, imageSource{c: c, repo: repo}, root, opts, func(n image.Node) error {
+		out.Bytes += n.Descriptor.Size
+		if n.Kind == image.Manifest {
+			out.Manifests++
+			return nil
+		}
+		out.Blobs++
+		fetched, err := c.fetchBlob(ctx, repo, n.Descriptor.Digest)
+		if fetched {
+			out.FetchedBlobs++
+		}
+		return err
+	})
+	return out, err
+}
+
+// imageSource reads an image's manifests and referrers through the cache.
+type imageSource struct {
+	c    *Cache
+	repo route.Repo
+}
+
+func (s imageSource) Manifest(ctx context.Context, dgst string) (oci.Manifest, error) {
+	return s.c.Manifest(ctx, s.repo, dgst, nil)
+}
+
+func (s imageSource) Referrers(ctx context.Context, dgst string) ([]oci.Descriptor, error) {
+	body, _, err := s.c.Referrers(ctx, s.repo, dgst, "")
+	if err != nil {
+		return nil, err
+	}
+	var idx struct {
+		Manifests []struct {
+			MediaType string `json:"mediaType"`
+			Digest    string `json:"digest"`
+			Size      int64  `json:"size"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(body, &idx); err != nil {
+		return nil, fmt.Errorf("referrers of %s: %w", dgst, err)
+	}
+	out := make([]oci.Descriptor, len(idx.Manifests))
+	for i, d := range idx.Manifests {
+		out[i] = oci.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
+	}
+	return out, nil
 }

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -22,12 +21,21 @@ func WithPins(rules []route.PinRule, platforms ...string) Option {
 }
 
 // Pin pins the image ref names (canonical, as in a PinRule) and everything
-// it references, under reason. A mirror fetches the top manifest if it is
-// not cached; children fetched later inherit the pin.
+// it references, under reason, and fetches what of it is missing: the
+// manifest, the children of pin_platforms (all without them), every
+// config and layer (FetchImage). The pin holds before the fetch starts,
+// so nothing fetched can be evicted before it is pinned; a fetch that
+// fails leaves the pin in place (KeepPins does not retry it: call again).
 func (c *Cache) Pin(ctx context.Context, ref, reason string) error {
-	_, dgst, err := c.resolveRef(ctx, ref, true)
+	repo, dgst, err := c.resolveRef(ctx, ref, true)
 	if err != nil {
 		return err
+	}
+	if err := c.pinClosure(dgst, reason); err != nil {
+		return err
+	}
+	if _, err := c.FetchImage(ctx, repo, dgst, ImageOptions{Platforms: c.pinPlatforms}); err != nil {
+		return fmt.Errorf("pinned, but not whole: %w", err)
 	}
 	return c.pinClosure(dgst, reason)
 }
@@ -243,8 +251,8 @@ func (c *Cache) applyPins(ctx context.Context) bool {
 	return done
 }
 
-// prefetch pins and fetches an exact rule's image: the manifest, every
-// child manifest, and every blob.
+// prefetch pins and fetches an exact rule's image whole: the manifest,
+// the children of pin_platforms, every blob.
 func (c *Cache) prefetch(ctx context.Context, r route.PinRule) error {
 	repo, dgst, err := c.resolveRef(ctx, r.Raw, true)
 	if err != nil {
@@ -253,65 +261,39 @@ func (c *Cache) prefetch(ctx context.Context, r route.PinRule) error {
 	if err := c.pinClosure(dgst, rulePrefix+r.Raw); err != nil {
 		return err
 	}
-	return c.fetchTree(ctx, repo, dgst)
+	_, err = c.FetchImage(ctx, repo, dgst, ImageOptions{Platforms: c.pinPlatforms})
+	if err == nil {
+		err = c.pinClosure(dgst, rulePrefix+r.Raw) // what arrived meanwhile
+	}
+	return err
 }
 
-// fetchTree makes sure the manifest dgst and all it names are stored.
-func (c *Cache) fetchTree(ctx context.Context, repo route.Repo, dgst string) error {
-	m, err := c.Manifest(ctx, repo, dgst, nil)
-	if err != nil {
-		return err
-	}
-	var body struct {
-		Manifests []struct {
-			Digest   string
-			Platform *platform `json:"platform"`
-		} `json:"manifests"`
-		Config struct{ Digest string }   `json:"config"`
-		Layers []struct{ Digest string } `json:"layers"`
-	}
-	if err := json.Unmarshal(m.Body, &body); err != nil {
-		return fmt.Errorf("manifest %s: %w", dgst, err)
-	}
-	var errs []error
-	for _, child := range body.Manifests {
-		if c.wantPlatform(child.Platform) {
-			errs = append(errs, c.fetchTree(ctx, repo, child.Digest))
-		}
-	}
-	blobs := append([]struct{ Digest string }{body.Config}, body.Layers...)
-	for _, b := range blobs {
-		if b.Digest != "" {
-			errs = append(errs, c.fetchBlob(ctx, repo, b.Digest))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (c *Cache) fetchBlob(ctx context.Context, repo route.Repo, dgst string) error {
+// fetchBlob makes sure dgst is stored, reading it through a fill if not;
+// fetched reports that it was not held.
+func (c *Cache) fetchBlob(ctx context.Context, repo route.Repo, dgst string) (fetched bool, err error) {
 	if _, err := c.store.Stat(dgst); err == nil {
-		return nil
+		return false, nil
 	}
 	b, err := c.OpenBlob(ctx, repo, dgst)
 	if err != nil {
-		return err
+		return true, err
 	}
 	defer b.Close()
 	if _, err := b.WriteRange(ctx, io.Discard, 0, b.Size()); err != nil {
-		return err
+		return true, err
 	}
-	// A reader is done once the bytes match; the pin wants them stored.
+	// A reader is done once the bytes match; the caller wants them stored.
 	if r, ok := b.(*follower); ok {
 		if err := r.settled(ctx); err != nil {
-			return err
+			return true, err
 		}
 	}
-	// A read that went uncached (a full disk) stored nothing: the pin is
-	// not in place, and is tried again later.
+	// A read that went uncached (a full disk) stored nothing: the image is
+	// not whole, and the caller may try again later.
 	if _, err := c.store.Stat(dgst); err != nil {
-		return fmt.Errorf("pin: %s read but not stored: %w", dgst, err)
+		return true, fmt.Errorf("%s read but not stored: %w", dgst, err)
 	}
-	return nil
+	return true, nil
 }
 
 // KeepPins applies the pin rules at start, fetching the images exact rules
@@ -328,25 +310,4 @@ func (c *Cache) KeepPins(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// platform is an index entry's platform.
-type platform struct {
-	OS           string `json:"os"`
-	Architecture string `json:"architecture"`
-	Variant      string `json:"variant"`
-}
-
-// wantPlatform: no filter, no platform (attestations, unknown), or listed
-// as os/arch or os/arch/variant.
-func (c *Cache) wantPlatform(p *platform) bool {
-	if len(c.pinPlatforms) == 0 || p == nil {
-		return true
-	}
-	for _, want := range c.pinPlatforms {
-		if want == p.OS+"/"+p.Architecture || (p.Variant != "" && want == p.OS+"/"+p.Architecture+"/"+p.Variant) {
-			return true
-		}
-	}
-	return false
 }

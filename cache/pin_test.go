@@ -173,3 +173,40 @@ func TestRulePinReleasesTheDigestATagMovedFrom(t *testing.T) {
 		t.Errorf("the tag's new digest %s is not pinned by the rule", moved)
 	}
 }
+
+// `cairn cache pin` (Cache.Pin) fetches the image whole, as its help says:
+// the index, every child, every config and layer, all pinned.
+func TestPinFetchesTheWholeImage(t *testing.T) {
+	amd, arm := image(t), image(t)
+	idx := mutate.AppendManifests(empty.Index,
+		mutate.IndexAddendum{Add: amd, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}},
+		mutate.IndexAddendum{Add: arm, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}})
+	e := newEnv(t, nil)
+	ref, _ := name.ParseReference(strings.TrimPrefix(e.o.srv.URL, "http://")+"/library/whole:1.0", name.Insecure)
+	if err := remote.WriteIndex(ref, idx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.Pin(t.Context(), "docker.io/library/whole:1.0", "cli"); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{mustDigestOf(t, idx)}
+	for _, img := range []v1.Image{amd, arm} {
+		want = append(want, mustDigestOf(t, img))
+		cfg, _ := img.ConfigName()
+		want = append(want, cfg.String())
+		layers, _ := img.Layers()
+		for _, l := range layers {
+			d, _ := l.Digest()
+			want = append(want, d.String())
+		}
+	}
+	for _, d := range want {
+		if _, err := e.store.Stat(d); err != nil {
+			t.Errorf("%s not held after the pin: %v", d, err)
+			continue
+		}
+		if reasons, err := e.store.PinReasons(d); err != nil || len(reasons) != 1 || reasons[0] != "cli" {
+			t.Errorf("%s pin reasons %v, %v; want [cli]", d, reasons, err)
+		}
+	}
+}

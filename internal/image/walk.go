@@ -1,0 +1,183 @@
+// Package image walks an image's closure: an index, the children of the
+// platforms asked for, each manifest's config and layers, and, when asked,
+// the referrers of every manifest (signatures, SBOMs, attestations) with
+// their own closures. It reads manifests through a Source, so the same walk
+// serves pins (through the cache), `cairn cache pin`, export and
+// replication (through any registry). Manifests are parsed with
+// go-containerregistry's v1 types. It imports nothing from the project but
+// internal/oci.
+package image
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/cairn-mirror/cairn/internal/oci"
+)
+
+// Source reads manifests by digest, and lists the referrers of a digest.
+type Source interface {
+	// Manifest returns the manifest dgst, its bytes verified.
+	Manifest(ctx context.Context, dgst string) (oci.Manifest, error)
+	// Referrers returns the descriptors of the manifests whose subject is
+	// dgst (none is not an error). Called only with Options.Referrers.
+	Referrers(ctx context.Context, dgst string) ([]oci.Descriptor, error)
+}
+
+// Options selects what Walk visits.
+type Options struct {
+	// Platforms keeps an index's children of these platforms
+	// ("os/arch" or "os/arch/variant"); empty keeps every child. Children
+	// without a platform (attestation manifests) are always kept.
+	Platforms []string
+	// Referrers also walks the referrers of every manifest visited.
+	Referrers bool
+}
+
+// Kind says what a visited node is.
+type Kind int
+
+const (
+	// Blob is a config or a layer.
+	Blob Kind = iota
+	// Manifest is an image manifest or an index.
+	Manifest
+)
+
+// Node is one piece of the closure. Parent is the manifest that names it
+// ("" for the root), or, for a referrer, its subject.
+type Node struct {
+	Kind       Kind
+	Descriptor oci.Descriptor
+	Parent     string
+	// Body is a manifest's bytes (nil for a blob).
+	Body []byte
+}
+
+// Walk visits root's closure in the order a copy must write it: a
+// manifest's blobs before the manifest, an index's children (each with
+// its blobs) before the index, and a manifest's referrers after it. Each
+// digest is visited once. visit's error stops the walk and is returned;
+// a child that cannot be read stops it too (a whole image or an error).
+func Walk(ctx context.Context, src Source, root oci.Manifest, opts Options, visit func(Node) error) error {
+	var want []v1.Platform
+	for _, s := range opts.Platforms {
+		p, err := v1.ParsePlatform(s)
+		if err != nil || p.OS == "" || p.Architecture == "" {
+			return fmt.Errorf("platform %q: want os/arch or os/arch/variant", s)
+		}
+		want = append(want, *p)
+	}
+	w := &walker{src: src, opts: opts, want: want, visit: visit, seen: map[string]bool{}}
+	return w.manifest(ctx, root, "")
+}
+
+type walker struct {
+	src   Source
+	opts  Options
+	want  []v1.Platform
+	visit func(Node) error
+	seen  map[string]bool
+}
+
+func (w *walker) manifest(ctx context.Context, m oci.Manifest, parent string) error {
+	if w.seen[m.Digest] {
+		return nil
+	}
+	w.seen[m.Digest] = true
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if oci.IsIndex(m.MediaType) {
+		if err := w.index(ctx, m); err != nil {
+			return err
+		}
+	} else if err := w.image(m); err != nil {
+		return err
+	}
+	if err := w.visit(Node{Kind: Manifest, Descriptor: m.Descriptor, Parent: parent, Body: m.Body}); err != nil {
+		return err
+	}
+	if !w.opts.Referrers {
+		return nil
+	}
+	refs, err := w.src.Referrers(ctx, m.Digest)
+	if err != nil {
+		return fmt.Errorf("referrers of %s: %w", m.Digest, err)
+	}
+	for _, d := range refs {
+		if err := w.child(ctx, d, m.Digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) child(ctx context.Context, d oci.Descriptor, parent string) error {
+	if w.seen[d.Digest] {
+		return nil
+	}
+	m, err := w.src.Manifest(ctx, d.Digest)
+	if err != nil {
+		return fmt.Errorf("manifest %s (named by %s): %w", d.Digest, parent, err)
+	}
+	return w.manifest(ctx, m, parent)
+}
+
+func (w *walker) index(ctx context.Context, m oci.Manifest) error {
+	im, err := v1.ParseIndexManifest(bytes.NewReader(m.Body))
+	if err != nil {
+		return fmt.Errorf("index %s: %w", m.Digest, err)
+	}
+	for _, d := range im.Manifests {
+		if !w.wanted(d.Platform) {
+			continue
+		}
+		desc := oci.Descriptor{MediaType: string(d.MediaType), Digest: d.Digest.String(), Size: d.Size}
+		if err := w.child(ctx, desc, m.Digest); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *walker) image(m oci.Manifest) error {
+	im, err := v1.ParseManifest(bytes.NewReader(m.Body))
+	if err != nil {
+		return fmt.Errorf("manifest %s: %w", m.Digest, err)
+	}
+	blobs := append([]v1.Descriptor{im.Config}, im.Layers...)
+	for _, d := range blobs {
+		if d.Digest == (v1.Hash{}) {
+			continue // an artifact without a config
+		}
+		dg := d.Digest.String()
+		if w.seen[dg] {
+			continue
+		}
+		w.seen[dg] = true
+		node := Node{Kind: Blob, Descriptor: oci.Descriptor{MediaType: string(d.MediaType), Digest: dg, Size: d.Size}, Parent: m.Digest}
+		if err := w.visit(node); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wanted: no filter, no platform or an unknown one (buildx's attestation
+// manifests, kept with the image), or one the filter names (a filter
+// without a variant takes every variant).
+func (w *walker) wanted(p *v1.Platform) bool {
+	if len(w.want) == 0 || p == nil || p.OS == "unknown" {
+		return true
+	}
+	for _, want := range w.want {
+		if p.Satisfies(want) {
+			return true
+		}
+	}
+	return false
+}
