@@ -55,6 +55,16 @@ func (a Action) String() string {
 	return fmt.Sprintf("action(%d)", uint8(a))
 }
 
+// valid reports whether a is one action (not 0, not a combination).
+func (a Action) valid() bool {
+	for _, x := range allActions {
+		if x.a == a {
+			return true
+		}
+	}
+	return false
+}
+
 // Actions is a set of actions. The zero value is the empty set; sets combine
 // with |, like NewActions(Pull) | NewActions(Push).
 type Actions uint8

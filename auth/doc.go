@@ -2,7 +2,7 @@
 // htpasswd file of bcrypt entries, checks HTTP Basic credentials against it
 // (an Authenticator), and answers, from the access rules of the `auth:`
 // config section, which actions a user (or an anonymous client) may take on
-// a repository (Rules).
+// a repository (Rules). Authorizer puts these together for the API.
 //
 // Names are canonical, <namespace>/<repo> (docker.io/library/alpine): the
 // registry canonicalises a request's name with internal/route before it asks.
@@ -20,14 +20,23 @@
 // successful checks, for a short time, as an HMAC of the password under a
 // per-process random key.
 //
-// The package declares no interfaces: the registry declares the small ones
-// it calls (an authenticator, an authorizer), which *Authenticator and
-// *Rules implement. It holds no package-level mutable state.
+// Authorizer is the API's whole policy, built from the auth: section
+// (NewAuthorizer, Reload): Basic users, tokens and the token endpoint
+// (ServeToken at TokenPath), mutual TLS users, the access rules, and the
+// failed-login limiter (LoginLimiter) in front of every password check.
+// Its Authorize has the shape of the registry's Authorizer interface with
+// this package's Action; registry.Action is a type of the registry's own,
+// and cmd/cairn maps one onto the other in a few lines, so that neither
+// package imports the other.
 //
-// Imports: the standard library, golang.org/x/crypto/bcrypt and
-// github.com/hashicorp/golang-lru/v2. It must not import any cairn package
-// but internal/...; it imports none today: internal/config keeps the auth
-// section as strings, cmd/cairn turns them into Rules with ParseActions and
-// NewRules. config checks those strings with its own copy of the grammar,
-// which config_agree_test.go (and its fuzz target) keeps in step.
+// The package declares no interfaces. It holds no package-level mutable
+// state.
+//
+// Imports: the standard library, golang.org/x/crypto/bcrypt,
+// github.com/hashicorp/golang-lru/v2, and internal/config (the auth
+// section), internal/route (the token endpoint canonicalises scope names)
+// and internal/ocierr. It must not import any cairn package but
+// internal/... . config checks the auth section's strings with its own
+// copy of the grammar (config must not import auth), which
+// config_agree_test.go (and its fuzz target) keeps in step.
 package auth

@@ -3,11 +3,14 @@ package auth
 import (
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
+
+	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
 // The defaults of NewLoginLimiter's options.
@@ -185,4 +188,20 @@ func (l *LoginLimiter) Succeeded(user string, addr netip.Addr) {
 		}
 	}
 	l.trusted.Add(pair, now)
+}
+
+// tooManyLogins refuses a credential check the limiter blocked:
+// TOOMANYREQUESTS, with when to come back (RetryAfter, which the
+// registry's error renderer and the token endpoint send as Retry-After).
+type tooManyLogins struct{ retry time.Duration }
+
+func (e tooManyLogins) Error() string {
+	return fmt.Sprintf("too many failed logins from this address: retry in %s", e.RetryAfter())
+}
+
+func (e tooManyLogins) Unwrap() error { return ocierr.TooManyRequests }
+
+// RetryAfter rounds up to whole seconds, at least one.
+func (e tooManyLogins) RetryAfter() time.Duration {
+	return max(time.Second, (e.retry + time.Second - 1).Truncate(time.Second))
 }

@@ -197,3 +197,14 @@ func TestNewLoginLimiterRefusesBadOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestTooManyLoginsRetryAfter(t *testing.T) {
+	for _, tt := range []struct{ in, want time.Duration }{
+		{0, time.Second}, {time.Millisecond, time.Second}, {time.Second, time.Second},
+		{1500 * time.Millisecond, 2 * time.Second}, {59*time.Second + 1, time.Minute},
+	} {
+		if got := (tooManyLogins{tt.in}).RetryAfter(); got != tt.want {
+			t.Errorf("RetryAfter of %s: got %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}

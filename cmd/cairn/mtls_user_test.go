@@ -3,10 +3,8 @@ package main
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
@@ -75,33 +73,6 @@ func TestMutualTLSCertificateUser(t *testing.T) {
 	for _, tt := range tests {
 		if got := post(tt.client, tt.repo, tt.user); got != tt.want {
 			t.Errorf("%s: POST uploads got %d, want %d", tt.what, got, tt.want)
-		}
-	}
-}
-
-// certUser: the leaf's common name, else its first DNS name; nobody
-// without a verified chain (a presented but unverified certificate).
-func TestCertUser(t *testing.T) {
-	leaf := func(cn string, dns ...string) *x509.Certificate {
-		return &x509.Certificate{Subject: pkix.Name{CommonName: cn}, DNSNames: dns}
-	}
-	tests := []struct {
-		what  string
-		state *tls.ConnectionState
-		want  string
-	}{
-		{"plain HTTP", nil, ""},
-		{"TLS without a client certificate", &tls.ConnectionState{}, ""},
-		{"unverified certificate", &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf("alice")}}, ""},
-		{"common name", &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf("alice", "other")}}}, "alice"},
-		{"DNS name", &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf("", "runner-1", "runner-2")}}}, "runner-1"},
-		{"neither", &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{leaf("")}}}, ""},
-	}
-	for _, tt := range tests {
-		r := httptest.NewRequest("GET", "/v2/", nil)
-		r.TLS = tt.state
-		if got := certUser(r); got != tt.want {
-			t.Errorf("%s: got %q, want %q", tt.what, got, tt.want)
 		}
 	}
 }

@@ -12,17 +12,6 @@ import (
 	"github.com/cairn-mirror/cairn/auth"
 )
 
-func TestTooManyLoginsRetryAfter(t *testing.T) {
-	for _, tt := range []struct{ in, want time.Duration }{
-		{0, time.Second}, {time.Millisecond, time.Second}, {time.Second, time.Second},
-		{1500 * time.Millisecond, 2 * time.Second}, {59*time.Second + 1, time.Minute},
-	} {
-		if got := (tooManyLogins{tt.in}).RetryAfter(); got != tt.want {
-			t.Errorf("RetryAfter of %s: got %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}
-
 // sendFrom is send from another loopback address (127.0.0.2).
 func sendFrom(t *testing.T, local, method, url, user string) *http.Response {
 	t.Helper()

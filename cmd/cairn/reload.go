@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 
+	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/cache"
 	"github.com/cairn-mirror/cairn/internal/config"
 	"github.com/cairn-mirror/cairn/registry"
@@ -160,9 +161,8 @@ func (r *reloader) apply(eff *config.Config) ([]string, error) {
 // newAuth builds the authorizer of eff's auth section. The failed-login
 // counts go on where they were, and the router is the running one: what
 // routing reads needs a restart (config.Reloadable).
-func (r *reloader) newAuth(eff *config.Config) (*apiAuth, error) {
-	cur := r.auth.current()
-	return newAPIAuth(eff.Auth, cur.router, cur.logins, r.root.With("component", "token"))
+func (r *reloader) newAuth(eff *config.Config) (*auth.Authorizer, error) {
+	return r.auth.current().Reload(eff.Auth)
 }
 
 // namespaces are eff's cache settings; a mirror keeps its upstream
@@ -206,24 +206,46 @@ func list(fields []string) string {
 	return strings.Join(fields, ", ")
 }
 
-// liveAuth is the API's authorizer and token endpoint: the apiAuth a
-// reload built last, swapped whole. A call reads the current one once.
-type liveAuth struct{ cur atomic.Pointer[apiAuth] }
+// liveAuth is the API's authorizer and token endpoint: the
+// auth.Authorizer a reload built last, swapped whole. A call reads the
+// current one once.
+type liveAuth struct {
+	cur atomic.Pointer[auth.Authorizer]
+}
 
-func (l *liveAuth) use(a *apiAuth)    { l.cur.Store(a) }
-func (l *liveAuth) current() *apiAuth { return l.cur.Load() }
+func (l *liveAuth) use(a *auth.Authorizer)    { l.cur.Store(a) }
+func (l *liveAuth) current() *auth.Authorizer { return l.cur.Load() }
 
-// Authorize implements registry.Authorizer with the current apiAuth.
+// Authorize implements registry.Authorizer with the current authorizer.
 func (l *liveAuth) Authorize(r *http.Request, repo string, action registry.Action) (string, error) {
-	return l.cur.Load().Authorize(r, repo, action)
+	return l.cur.Load().Authorize(r, repo, authAction(action))
+}
+
+// authAction is the auth package's name for a registry action: each
+// package has an Action type of its own, since neither imports the other.
+// An unknown action is 0, which auth refuses.
+func authAction(a registry.Action) auth.Action {
+	switch a {
+	case registry.ActionPull:
+		return auth.Pull
+	case registry.ActionPush:
+		return auth.Push
+	case registry.ActionDelete:
+		return auth.Delete
+	case registry.ActionReplicate:
+		return auth.Replicate
+	}
+	return 0
 }
 
 // withTokenEndpoint serves the token endpoint beside api while the
-// current auth section has one (auth.token).
+// current auth section has one (auth.token). It does not go through a
+// ServeMux: that would clean and redirect the API's paths, which the
+// registry parses itself.
 func (l *liveAuth) withTokenEndpoint(api http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a := l.cur.Load(); a.token != nil && r.URL.Path == tokenPath {
-			a.serveToken(w, r)
+		if a := l.cur.Load(); r.URL.Path == auth.TokenPath && a.IssuesTokens() {
+			a.ServeToken(w, r)
 			return
 		}
 		api.ServeHTTP(w, r)

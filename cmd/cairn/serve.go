@@ -193,11 +193,7 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	logins, err := auth.NewLoginLimiter()
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	authz, err := newAPIAuth(cfg.Auth, router, logins, log.With("component", "token"))
+	authz, err := auth.NewAuthorizer(cfg.Auth, router, auth.WithLogger(log.With("component", "token")))
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -1,54 +1,51 @@
-package main
+package auth
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"time"
 
-	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/internal/config"
 	"github.com/cairn-mirror/cairn/internal/route"
 )
 
-// tokenPath is where the API listener serves Docker token auth's token
-// endpoint (the default realm).
-const tokenPath = "/token"
+// TokenPath is where the API listener serves Docker token auth's token
+// endpoint (ServeToken): the realm of the challenges unless auth.token
+// names another.
+const TokenPath = "/token"
 
 // tokenAuth is auth.token wired: the issuer of /token, the verifier of
 // Bearer credentials, and what the challenges say. Safe for concurrent use.
 type tokenAuth struct {
-	issuer   *auth.Issuer
-	verifier *auth.Verifier
+	issuer   *Issuer
+	verifier *Verifier
 	realm    string // "": this node's /token, as the client reached it
 	service  string
-	router   *route.Router
-	log      *slog.Logger
 }
 
 // newTokenAuth loads the signing key and builds the issuer (granting from
 // rules) and the verifier. t has its defaults applied.
-func newTokenAuth(t config.Token, rules *auth.Rules, router *route.Router, log *slog.Logger) (*tokenAuth, error) {
-	key, err := auth.LoadKey(t.KeyFile)
+func newTokenAuth(t config.Token, rules *Rules) (*tokenAuth, error) {
+	key, err := LoadKey(t.KeyFile)
 	if err != nil {
 		return nil, err
 	}
-	opts := []auth.TokenOption{auth.WithService(t.Service)}
+	opts := []TokenOption{WithService(t.Service)}
 	if t.Expiry > 0 {
-		opts = append(opts, auth.WithExpiry(t.Expiry.D()))
+		opts = append(opts, WithExpiry(t.Expiry.D()))
 	}
-	is, err := auth.NewIssuer(key, rules, opts...)
+	is, err := NewIssuer(key, rules, opts...)
 	if err != nil {
 		return nil, err
 	}
-	v, err := auth.NewVerifier(key, opts...)
+	v, err := NewVerifier(key, opts...)
 	if err != nil {
 		return nil, err
 	}
-	return &tokenAuth{issuer: is, verifier: v, realm: t.Realm, service: t.Service, router: router, log: log}, nil
+	return &tokenAuth{issuer: is, verifier: v, realm: t.Realm, service: t.Service}, nil
 }
 
 // realmFor is the configured realm, or the token endpoint at the scheme
@@ -61,7 +58,7 @@ func (t *tokenAuth) realmFor(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	return scheme + "://" + r.Host + tokenPath
+	return scheme + "://" + r.Host + TokenPath
 }
 
 // challenge is the Bearer challenge of a request that needs act on the
@@ -69,29 +66,17 @@ func (t *tokenAuth) realmFor(r *http.Request) string {
 // canonical repository (docker.io/library/alpine), so that a token says
 // which namespace it covers; clients echo it to /token, which takes
 // canonical names as well as the short ones clients compute themselves.
-func (t *tokenAuth) challenge(r *http.Request, repo string, act auth.Action) string {
-	b := auth.Bearer{Realm: t.realmFor(r), Service: t.service}
+func (t *tokenAuth) challenge(r *http.Request, repo string, act Action) string {
+	b := Bearer{Realm: t.realmFor(r), Service: t.service}
 	if repo != "" && act != 0 {
-		b.Scopes = []auth.Scope{{Name: repo, Actions: auth.NewActions(act)}}
+		b.Scopes = []Scope{{Name: repo, Actions: NewActions(act)}}
 	}
 	return b.String()
 }
 
-// withTokenEndpoint serves the token endpoint at tokenPath beside api.
-// It does not go through a ServeMux: that would clean and redirect the
-// API's paths, which the registry parses itself.
-func withTokenEndpoint(api http.Handler, a *apiAuth) http.Handler {
-	if a.token == nil {
-		return api
-	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == tokenPath {
-			a.serveToken(w, r)
-			return
-		}
-		api.ServeHTTP(w, r)
-	})
-}
+// IssuesTokens reports whether auth.token is set: then ServeToken serves
+// the token endpoint, and the API challenges with Bearer.
+func (a *Authorizer) IssuesTokens() bool { return a.token != nil }
 
 // tokenError is a refused token request: the status and what to say.
 type tokenError struct {
@@ -103,19 +88,26 @@ type tokenError struct {
 
 func (e *tokenError) Error() string { return e.err.Error() }
 
-// serveToken answers GET /token (Docker's token spec): the client's Basic
-// credentials (none, or empty ones: anonymous), the service it asks for
-// (this one, or none) and the scopes it wants, canonicalised through the
-// API's router. The token grants the asked actions the rules allow;
-// scopes naming no configured namespace are left out.
-func (a *apiAuth) serveToken(w http.ResponseWriter, r *http.Request) {
+// ServeToken answers GET TokenPath (Docker's token spec): the client's
+// Basic credentials (none, or empty ones: anonymous, or the verified
+// client certificate's user), the service it asks for (this one, or
+// none) and the scopes it wants, canonicalised through the API's router.
+// The token grants the asked actions the rules allow; scopes naming no
+// configured namespace are left out. Refusals are JSON errors: 400, 401
+// with a Basic challenge, 405, or 429 with Retry-After after too many
+// failed logins. Without auth.token (IssuesTokens false) it answers 404.
+func (a *Authorizer) ServeToken(w http.ResponseWriter, r *http.Request) {
+	if a.token == nil {
+		http.NotFound(w, r)
+		return
+	}
 	user, resp, err := a.issue(r)
 	if err != nil {
 		var te *tokenError
 		if !errors.As(err, &te) {
 			te = &tokenError{status: http.StatusInternalServerError, err: err}
 		}
-		a.token.log.Info("token refused", "user", user, "status", te.status, "remote", r.RemoteAddr, "err", te.err.Error())
+		a.log.Info("token refused", "user", user, "status", te.status, "remote", r.RemoteAddr, "err", te.err.Error())
 		if te.challenge != "" {
 			w.Header().Set("WWW-Authenticate", te.challenge)
 		}
@@ -125,7 +117,7 @@ func (a *apiAuth) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeTokenJSON(w, te.status, map[string]any{"errors": []map[string]string{{"code": tokenErrorCode(te.status), "message": te.err.Error()}}})
 		return
 	}
-	a.token.log.Info("token issued", "user", user, "remote", r.RemoteAddr)
+	a.log.Info("token issued", "user", user, "remote", r.RemoteAddr)
 	writeTokenJSON(w, http.StatusOK, resp)
 }
 
@@ -145,29 +137,29 @@ func tokenErrorCode(status int) string {
 
 // issue authenticates and issues; errors are *tokenError but for the
 // issuer's own failures.
-func (a *apiAuth) issue(r *http.Request) (string, auth.TokenResponse, error) {
+func (a *Authorizer) issue(r *http.Request) (string, TokenResponse, error) {
 	if r.Method != http.MethodGet {
-		return "", auth.TokenResponse{}, &tokenError{status: http.StatusMethodNotAllowed, err: fmt.Errorf("method %s, want GET", r.Method)}
+		return "", TokenResponse{}, &tokenError{status: http.StatusMethodNotAllowed, err: fmt.Errorf("method %s, want GET", r.Method)}
 	}
 	user, err := a.tokenUser(r)
 	var tooMany tooManyLogins
 	if errors.As(err, &tooMany) {
-		return "", auth.TokenResponse{}, &tokenError{status: http.StatusTooManyRequests, retry: tooMany.RetryAfter(), err: err}
+		return "", TokenResponse{}, &tokenError{status: http.StatusTooManyRequests, retry: tooMany.RetryAfter(), err: err}
 	}
 	if err != nil {
-		return "", auth.TokenResponse{}, &tokenError{status: http.StatusUnauthorized, challenge: auth.Challenge(realm), err: err}
+		return "", TokenResponse{}, &tokenError{status: http.StatusUnauthorized, challenge: Challenge(basicRealm), err: err}
 	}
 	q := r.URL.Query()
 	if s := q.Get("service"); s != "" && s != a.token.service {
-		return user, auth.TokenResponse{}, &tokenError{status: http.StatusBadRequest, err: fmt.Errorf("service %.80q, want %q", s, a.token.service)}
+		return user, TokenResponse{}, &tokenError{status: http.StatusBadRequest, err: fmt.Errorf("service %.80q, want %q", s, a.token.service)}
 	}
-	scopes, err := auth.ParseScopeParams(q["scope"])
+	scopes, err := ParseScopeParams(q["scope"])
 	if err != nil {
-		return user, auth.TokenResponse{}, &tokenError{status: http.StatusBadRequest, err: err}
+		return user, TokenResponse{}, &tokenError{status: http.StatusBadRequest, err: err}
 	}
-	is, err := a.token.issuer.Issue(user, a.token.canonical(scopes))
+	is, err := a.token.issuer.Issue(user, a.canonical(scopes))
 	if err != nil {
-		return user, auth.TokenResponse{}, &tokenError{status: http.StatusBadRequest, err: err}
+		return user, TokenResponse{}, &tokenError{status: http.StatusBadRequest, err: err}
 	}
 	return user, is.Response(), nil
 }
@@ -175,7 +167,7 @@ func (a *apiAuth) issue(r *http.Request) (string, auth.TokenResponse, error) {
 // tokenUser checks the token request's Basic credentials. Without any,
 // or with empty ones, the user is the verified client certificate's
 // (mutual TLS), or "".
-func (a *apiAuth) tokenUser(r *http.Request) (string, error) {
+func (a *Authorizer) tokenUser(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" || isEmptyBasic(h) {
 		return certUser(r), nil
@@ -186,14 +178,14 @@ func (a *apiAuth) tokenUser(r *http.Request) (string, error) {
 // canonical maps the scopes' client names to canonical repository names
 // (library/alpine to docker.io/library/alpine), merging scopes that name
 // the same repository and dropping those no configured namespace holds.
-func (t *tokenAuth) canonical(scopes []auth.Scope) []auth.Scope {
-	out := make([]auth.Scope, 0, len(scopes))
+func (a *Authorizer) canonical(scopes []Scope) []Scope {
+	out := make([]Scope, 0, len(scopes))
 	at := map[string]int{}
 	for _, s := range scopes {
 		if route.ValidName(s.Name) != nil {
 			continue
 		}
-		repo, err := t.router.Resolve(s.Name, "")
+		repo, err := a.router.Resolve(s.Name, "")
 		if err != nil {
 			continue
 		}
@@ -203,7 +195,7 @@ func (t *tokenAuth) canonical(scopes []auth.Scope) []auth.Scope {
 			continue
 		}
 		at[name] = len(out)
-		out = append(out, auth.Scope{Name: name, Actions: s.Actions})
+		out = append(out, Scope{Name: name, Actions: s.Actions})
 	}
 	return out
 }

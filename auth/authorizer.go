@@ -1,4 +1,4 @@
-package main
+package auth
 
 import (
 	"errors"
@@ -8,102 +8,142 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/internal/config"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
-	"github.com/cairn-mirror/cairn/registry"
 )
 
-// realm is the Basic realm cairn challenges with.
-const realm = "cairn"
+// basicRealm is the Basic realm cairn challenges with.
+const basicRealm = "cairn"
 
-// apiAuth adapts the auth package (htpasswd users, access rules, and
-// tokens when auth.token is set) to the registry's Authorizer, and serves
-// the token endpoint (token.go). Safe for concurrent use.
-type apiAuth struct {
-	users *auth.Authenticator // nil: no htpasswd_file, nobody can log in
-	rules *auth.Rules
-	token *tokenAuth // nil: no auth.token, Basic only
-	// logins limits failed Basic checks per (user, client address) and
-	// per client address; it outlives reloads of the auth section.
-	logins *auth.LoginLimiter
+// Authorizer is the API's access policy, built from the auth: section:
+// htpasswd users, the access rules, tokens when auth.token is set (and
+// the token endpoint that issues them, ServeToken), mutual TLS users, and
+// the failed-login limiter in front of every password check. It is
+// immutable: a reload builds a new one (Reload). Safe for concurrent use.
+//
+// Its Authorize has the shape of the registry's Authorizer, with this
+// package's Action; cmd/cairn maps one action type onto the other.
+type Authorizer struct {
+	users  *Authenticator // nil: no htpasswd_file, nobody can log in
+	rules  *Rules
+	token  *tokenAuth // nil: no auth.token, Basic only
+	logins *LoginLimiter
 	// proxies are auth.trusted_proxies: whose X-Forwarded-For names the
 	// client.
 	proxies []netip.Prefix
-	// router is the API's, kept for the reloads that rebuild this.
-	router *route.Router
+	router  *route.Router
+	log     *slog.Logger
 }
 
-// newAPIAuth builds the authorizer from the auth: section (defaults
-// applied: anonymous is [pull] when absent). router is the API's: the
-// token endpoint canonicalises scope names with it. logins counts failed
-// logins; it is the process's one limiter, kept across reloads.
-func newAPIAuth(a config.Auth, router *route.Router, logins *auth.LoginLimiter, log *slog.Logger) (*apiAuth, error) {
-	rs, err := newRules(a)
-	if err != nil {
-		return nil, err
+// AuthorizerOption configures NewAuthorizer.
+type AuthorizerOption func(*Authorizer)
+
+// WithLoginLimiter counts failed logins in l, the process's one limiter,
+// kept across reloads. Default: a new LoginLimiter with its defaults.
+func WithLoginLimiter(l *LoginLimiter) AuthorizerOption {
+	return func(a *Authorizer) { a.logins = l }
+}
+
+// WithLogger logs the token endpoint's issued and refused tokens (user,
+// status, remote address; never a password or a token). Default: nothing.
+func WithLogger(log *slog.Logger) AuthorizerOption {
+	return func(a *Authorizer) { a.log = log }
+}
+
+// NewAuthorizer builds the policy of the auth: section c, which has its
+// defaults applied (anonymous is [pull] when absent) and was validated. It
+// reads the htpasswd file and the token key. router is the API's: the
+// token endpoint canonicalises the names of the scopes clients ask for
+// with it, as the registry does a request's name.
+func NewAuthorizer(c config.Auth, router *route.Router, opts ...AuthorizerOption) (*Authorizer, error) {
+	if router == nil {
+		return nil, errors.New("auth: an authorizer needs the API's router")
 	}
-	proxies, err := auth.ParsePrefixes(a.TrustedProxies)
-	if err != nil {
-		return nil, fmt.Errorf("auth.trusted_proxies: %w", err)
+	a := &Authorizer{router: router}
+	for _, o := range opts {
+		o(a)
 	}
-	out := &apiAuth{rules: rs, logins: logins, proxies: proxies, router: router}
-	if a.HtpasswdFile != "" {
-		h, err := auth.LoadHtpasswd(a.HtpasswdFile)
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.logins == nil {
+		l, err := NewLoginLimiter()
 		if err != nil {
 			return nil, err
 		}
-		if out.users, err = auth.NewAuthenticator(h); err != nil {
+		a.logins = l
+	}
+	var err error
+	if a.rules, err = rulesOf(c); err != nil {
+		return nil, err
+	}
+	if a.proxies, err = ParsePrefixes(c.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("auth.trusted_proxies: %w", err)
+	}
+	if c.HtpasswdFile != "" {
+		h, err := LoadHtpasswd(c.HtpasswdFile)
+		if err != nil {
+			return nil, err
+		}
+		if a.users, err = NewAuthenticator(h); err != nil {
 			return nil, err
 		}
 	}
-	if a.Token != nil {
-		if out.token, err = newTokenAuth(*a.Token, rs, router, log); err != nil {
+	if c.Token != nil {
+		if a.token, err = newTokenAuth(*c.Token, a.rules); err != nil {
 			return nil, err
 		}
 	}
-	return out, nil
+	return a, nil
 }
 
-func newRules(a config.Auth) (*auth.Rules, error) {
-	anon, err := auth.ParseActions(a.Anonymous)
+// Reload builds the policy of a new auth: section c with a's router,
+// login limiter and logger: failed-login counts go on where they were.
+// a is left as it is.
+func (a *Authorizer) Reload(c config.Auth) (*Authorizer, error) {
+	return NewAuthorizer(c, a.router, WithLoginLimiter(a.logins), WithLogger(a.log))
+}
+
+func rulesOf(c config.Auth) (*Rules, error) {
+	anon, err := ParseActions(c.Anonymous)
 	if err != nil {
 		return nil, fmt.Errorf("auth.anonymous: %w", err)
 	}
-	rules := make([]auth.Rule, 0, len(a.Access))
-	for i, r := range a.Access {
-		acts, err := auth.ParseActions(r.Actions)
+	rules := make([]Rule, 0, len(c.Access))
+	for i, r := range c.Access {
+		acts, err := ParseActions(r.Actions)
 		if err != nil {
 			return nil, fmt.Errorf("auth.access[%d].actions: %w", i, err)
 		}
-		rules = append(rules, auth.Rule{Users: r.Users, Repositories: r.Repositories, Actions: acts})
+		rules = append(rules, Rule{Users: r.Users, Repositories: r.Repositories, Actions: acts})
 	}
-	return auth.NewRules(anon, rules)
-}
-
-var actionOf = map[registry.Action]auth.Action{
-	registry.ActionPull:      auth.Pull,
-	registry.ActionPush:      auth.Push,
-	registry.ActionDelete:    auth.Delete,
-	registry.ActionReplicate: auth.Replicate,
+	return NewRules(anon, rules)
 }
 
 // identity is who a request's credentials name: user "" is anonymous;
 // grant is set when they were a token (and then bounds what user may do).
 type identity struct {
 	user  string
-	grant *auth.Grant
+	grant *Grant
 }
 
-// Authorize implements registry.Authorizer. Credentials that are sent must
-// be right, whatever the action; the password or token is never logged or
-// returned. A token allows what it grants (the rules were applied when it
-// was issued); Basic credentials allow what the rules do.
-func (a *apiAuth) Authorize(r *http.Request, repo string, action registry.Action) (string, error) {
-	act, ok := actionOf[action]
-	if !ok && repo != "" {
-		return "", fmt.Errorf("unknown action %v", action)
+// Authorize returns the user ("" for an anonymous client) when r may take
+// act on the canonical repository repo; repo "" asks about the API itself
+// (GET /v2/). Credentials that are sent must be right, whatever the
+// action; the password or token is never logged or returned. A token
+// allows what it grants and the rules in force still allow; Basic
+// credentials, a verified client certificate or none allow what the
+// rules do.
+//
+// Errors wrap ocierr.Unauthorized (credentials missing or wrong, with the
+// WWW-Authenticate challenge to send: a Challenge method), ocierr.Denied
+// (authenticated, not allowed) or ocierr.TooManyRequests (too many failed
+// logins from the client: a RetryAfter method); an act that is not one
+// action, for a repo, is an error with no OCI code.
+func (a *Authorizer) Authorize(r *http.Request, repo string, act Action) (string, error) {
+	if repo != "" && !act.valid() {
+		return "", fmt.Errorf("unknown action %v", act)
 	}
 	id, err := a.identify(r, repo, act)
 	if err != nil {
@@ -135,7 +175,7 @@ func (a *apiAuth) Authorize(r *http.Request, repo string, action registry.Action
 // credentials, or with empty ones, and may still pull. With token auth,
 // every anonymous ping is challenged: it is how clients learn the realm,
 // where anonymous clients get their (pull) tokens too.
-func (a *apiAuth) ping(r *http.Request, id identity) (string, error) {
+func (a *Authorizer) ping(r *http.Request, id identity) (string, error) {
 	if id.user == "" && id.grant == nil && (a.users != nil || a.token != nil || !a.rules.AnonymousGrantsAny()) {
 		return "", a.unauthorized(r, "", 0, fmt.Errorf("credentials required: %w", ocierr.Unauthorized))
 	}
@@ -146,7 +186,7 @@ func (a *apiAuth) ping(r *http.Request, id identity) (string, error) {
 // rules. A token without the action gets a new challenge naming it, unless
 // the rules would refuse the token's user anyway: then a fresh token could
 // not help, and it is Denied.
-func (a *apiAuth) authorizeToken(r *http.Request, id identity, repo string, act auth.Action) (string, error) {
+func (a *Authorizer) authorizeToken(r *http.Request, id identity, repo string, act Action) (string, error) {
 	// The rules are asked too: a token issued before a reload took the
 	// access away (a rule, or anonymous pulls through a namespace's
 	// credentials) must not outlive the change.
@@ -165,7 +205,7 @@ func (a *apiAuth) authorizeToken(r *http.Request, id identity, repo string, act 
 // --no-creds), are the verified client certificate's user (mutual TLS),
 // or anonymous. Wrong credentials are challenged for act on repo; too
 // many wrong ones are refused (429) before they are checked.
-func (a *apiAuth) identify(r *http.Request, repo string, act auth.Action) (identity, error) {
+func (a *Authorizer) identify(r *http.Request, repo string, act Action) (identity, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" || isEmptyBasic(h) {
 		return identity{user: certUser(r)}, nil
@@ -190,15 +230,15 @@ func (a *apiAuth) identify(r *http.Request, repo string, act auth.Action) (ident
 
 // basicUser checks r's Basic credentials h (not empty ones) against the
 // users, unless too many checks failed lately for the user from r's client
-// address, or from that address (see auth.LoginLimiter): then the error
-// is a tooManyLogins, and no password is checked. Unknown users and wrong
+// address, or from that address (see LoginLimiter): then the error is a
+// tooManyLogins, and no password is checked. Unknown users and wrong
 // passwords count alike.
-func (a *apiAuth) basicUser(r *http.Request, h string) (string, error) {
-	u, p, ok := auth.ParseBasic(h)
+func (a *Authorizer) basicUser(r *http.Request, h string) (string, error) {
+	u, p, ok := ParseBasic(h)
 	if !ok {
 		return "", fmt.Errorf("malformed Basic credentials: %w", ocierr.Unauthorized)
 	}
-	client := auth.ClientAddr(r, a.proxies)
+	client := ClientAddr(r, a.proxies)
 	if retry, ok := a.logins.Begin(u, client); !ok {
 		return "", tooManyLogins{retry}
 	}
@@ -229,9 +269,9 @@ func certUser(r *http.Request) string {
 // unauthorized makes err carry the challenge to answer with: Basic, or
 // with token auth a Bearer challenge naming what the request needed (act
 // on repo; nothing for "" and 0).
-func (a *apiAuth) unauthorized(r *http.Request, repo string, act auth.Action, err error) error {
+func (a *Authorizer) unauthorized(r *http.Request, repo string, act Action, err error) error {
 	if a.token == nil {
-		return challenged{err, auth.Challenge(realm)}
+		return challenged{err, Challenge(basicRealm)}
 	}
 	return challenged{err, a.token.challenge(r, repo, act)}
 }
