@@ -118,7 +118,7 @@ func (c *Cache) fetchManifest(ctx context.Context, ns *Namespace, repo route.Rep
 	if err != nil {
 		return oci.Manifest{}, err
 	}
-	if _, err := c.store.PutManifest(m.Digest, m.MediaType, m.Body); err != nil {
+	if _, err := c.store.PutManifest(m.Digest, m.MediaType, m.Body, storage.ManifestWrite{Namespace: repo.Namespace, Repo: repo.Name, Cause: storage.CauseFill}); err != nil {
 		return oci.Manifest{}, fmt.Errorf("commit manifest %s: %w", m.Digest, err)
 	}
 	c.inheritPins(m.Digest)

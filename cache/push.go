@@ -258,7 +258,7 @@ func (c *Cache) PutManifest(_ context.Context, repo route.Repo, tag string, m oc
 		return err
 	}
 	present = append(present, more...)
-	if _, err := c.store.PutManifest(m.Digest, m.MediaType, m.Body); err != nil {
+	if _, err := c.store.PutManifest(m.Digest, m.MediaType, m.Body, storage.ManifestWrite{Namespace: repo.Namespace, Repo: repo.Name, Cause: storage.CausePush}); err != nil {
 		return fmt.Errorf("manifest %s: %w", m.Digest, uploadErr("", err))
 	}
 	c.committed()

@@ -189,7 +189,7 @@ func TestUsage(t *testing.T) {
 	commitBlob(t, s, bytes.Repeat([]byte("a"), 100), KindConfig)
 	checkUsage("same blob again", 600, 3)
 	m := []byte(`{"schemaVersion":2}`)
-	if _, err := s.PutManifest(digestOf(m), "application/json", m); err != nil {
+	if _, err := s.PutManifest(digestOf(m), "application/json", m, testFill); err != nil {
 		t.Fatal(err)
 	}
 	checkUsage("manifest", 600+int64(len(m)), 4)

@@ -12,7 +12,9 @@ import (
 // holds about ten thousand entries (MaxBatchCount, MaxBatchSize), past
 // which badger answers ErrTxnTooBig. Each transaction collects keys against
 // a txnBudget of half those limits, leaving room for the few writes a
-// transaction adds beyond its budgeted keys (a record, seq, a marker).
+// transaction adds beyond its budgeted keys (a record, seq, a marker, a
+// change log entry). An eviction batch budgets its change log entries,
+// one per blob.
 //
 // A blob's removal commits at its first transaction (the blob/ record
 // goes); if its other keys did not all fit, that transaction also writes
@@ -51,6 +53,17 @@ func (b *txnBudget) take(keys ...[]byte) bool {
 		return false
 	}
 	b.count -= int64(len(keys))
+	b.size -= size
+	return true
+}
+
+// takeEntry reserves room for writing one entry of size bytes (key, value
+// and badger's overhead, as txnLog.cost counts them).
+func (b *txnBudget) takeEntry(size int64) bool {
+	if b.count < 1 || size > b.size {
+		return false
+	}
+	b.count--
 	b.size -= size
 	return true
 }

@@ -150,30 +150,32 @@ func (s *Store) OpenBlob(digest string) (*os.File, BlobInfo, error) {
 
 // recordBlob writes the blob/ metadata of a committed file. Committing again
 // keeps Created, refreshes LastAccess and keeps the old kind and media type
-// unless new ones are given; a new record adds to Usage. withSeq, if not
-// nil, runs in the same transaction with seq bumps serialised (see
-// updateSeq). The caller holds the digest lock (or runs in Open).
+// unless new ones are given; a new record adds to Usage. logged, if not
+// nil, runs in the same transaction, which may then write the change log
+// (see updateLogged). The caller holds the digest lock (or runs in Open).
 func (s *Store) recordBlob(digest string, size int64, kind Kind, mediaType string,
-	withSeq func(*badger.Txn) error) (BlobInfo, error) {
+	logged func(*badger.Txn, *txnLog) error) (BlobInfo, error) {
 	var old, rec blobRecord
 	var added bool
-	fn := func(txn *badger.Txn) error {
+	fn := func(txn *badger.Txn, log *txnLog) error {
 		old = blobRecord{}
 		err := getRecord(txn, digest, &old)
 		if added = isNotFound(err); err != nil && !added {
 			return err
 		}
 		rec = mergeBlobRecord(old, size, kind, mediaType, s.now().UTC())
-		if err := setRecord(txn, digest, rec); err != nil || withSeq == nil {
+		if err := setRecord(txn, digest, rec); err != nil || logged == nil {
 			return err
 		}
-		return withSeq(txn)
+		return logged(txn, log)
 	}
-	update := s.update
-	if withSeq != nil {
-		update = s.updateSeq
+	var err error
+	if logged != nil {
+		err = s.updateLogged(fn)
+	} else {
+		err = s.update(func(txn *badger.Txn) error { return fn(txn, nil) })
 	}
-	if err := update(fn); err != nil {
+	if err != nil {
 		return BlobInfo{}, fmt.Errorf("storage: record %s: %w", digest, err)
 	}
 	if added {

@@ -14,21 +14,22 @@ import (
 // stops holding a digest when its link goes; the bytes go only when no
 // repository links them and nothing pins them (RemoveUnreferenced).
 
-// DeleteTag removes tag from repository repo of namespace ns, bumping seq.
-// ErrNotFound if there is no such tag.
+// DeleteTag removes tag from repository repo of namespace ns (a client's
+// delete), writing a ChangeTagDelete entry with the digest it pointed at
+// (CauseDelete). ErrNotFound if there is no such tag.
 func (s *Store) DeleteTag(ns, repo, tag string) error {
 	if err := checkNames(ns, repo, tag); err != nil {
 		return err
 	}
 	key := tagKey(ns, repo, tag)
-	err := s.updateSeq(func(txn *badger.Txn) error {
-		if _, err := txn.Get(key); err != nil {
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				return ErrNotFound
-			}
+	err := s.updateLogged(func(txn *badger.Txn, log *txnLog) error {
+		var rec TagRecord
+		if err := getJSON(txn, key, &rec); err != nil {
 			return err
 		}
-		if _, err := bumpSeq(txn); err != nil {
+		_, err := log.add(Change{Kind: ChangeTagDelete, Cause: CauseDelete,
+			Namespace: ns, Repo: repo, Tag: tag, Digest: rec.Digest})
+		if err != nil {
 			return err
 		}
 		return txn.Delete(key)
@@ -52,12 +53,13 @@ type Unlinked struct {
 	PushedElsewhere bool
 }
 
-// Unlink makes repository repo of namespace ns stop holding digest, in
-// transactions that bump seq: its link, the repository's tags pointing at
-// digest and its referrer entries naming digest as the referrer go. They
-// fit one transaction unless the repository has thousands of them; then
-// the tags and entries go in budgeted transactions first and the link in
-// the last, so an Unlink cut short leaves the link for a retry.
+// Unlink makes repository repo of namespace ns stop holding digest (a
+// client's delete): its link, the repository's tags pointing at digest and
+// its referrer entries naming digest as the referrer go. They fit one
+// transaction unless the repository has thousands of them; then the tags
+// and entries go in budgeted transactions first and the link in the last,
+// so an Unlink cut short leaves the link for a retry. Each transaction
+// writes a ChangeUnlink entry (CauseDelete): one, unless it took several.
 // ErrNotFound if the repository does not link digest. Other repositories'
 // links are read from the digest's index (see links.go), not a scan.
 func (s *Store) Unlink(ns, repo, digest string) (Unlinked, error) {
@@ -95,7 +97,7 @@ func (s *Store) Unlink(ns, repo, digest string) (Unlinked, error) {
 // unlinkStep is one transaction of Unlink: done when it removed the link.
 func (s *Store) unlinkStep(ns, repo, digest string) (out Unlinked, done bool, err error) {
 	link := linkKeys(ns, repo, digest)
-	err = s.updateSeq(func(txn *badger.Txn) error {
+	err = s.updateLogged(func(txn *badger.Txn, log *txnLog) error {
 		out, done = Unlinked{}, false
 		if _, err := txn.Get(link[0]); err != nil {
 			if errors.Is(err, badger.ErrKeyNotFound) {
@@ -115,7 +117,8 @@ func (s *Store) unlinkStep(ns, repo, digest string) (out Unlinked, done bool, er
 			}
 			dels, done = append(dels, link...), true
 		}
-		if _, err := bumpSeq(txn); err != nil {
+		if _, err := log.add(Change{Kind: ChangeUnlink, Cause: CauseDelete,
+			Namespace: ns, Repo: repo, Digest: digest}); err != nil {
 			return err
 		}
 		return deleteKeys(txn, dels)
@@ -208,8 +211,10 @@ func eachItem(txn *badger.Txn, prefix []byte, values bool, fn func(key, value []
 }
 
 // RemoveUnreferenced removes blob digest, as Remove does, unless a
-// repository still links it or a reason still pins it. It reports whether
-// it removed the blob; a blob not stored is not an error (false).
+// repository still links it or a reason still pins it: the last step of a
+// client's delete, logged as a ChangeEvict entry with CauseDelete. It
+// reports whether it removed the blob; a blob not stored is not an error
+// (false).
 func (s *Store) RemoveUnreferenced(digest string) (bool, error) {
 	if _, err := parseDigest(digest); err != nil {
 		return false, err
@@ -218,7 +223,7 @@ func (s *Store) RemoveUnreferenced(digest string) (bool, error) {
 	defer unlock()
 	_, err := s.removeLocked(digest, func(txn *badger.Txn, d string) bool {
 		return hasPins(txn, d) || hasLinks(txn, d)
-	}, removeBlobFile)
+	}, removeBlobFile, CauseDelete)
 	switch {
 	case errors.Is(err, errKept) || errors.Is(err, ErrNotFound):
 		return false, nil

@@ -26,10 +26,11 @@ type Evicted struct {
 
 // Evict removes unpinned blobs, least recently used first (LastAccess, then
 // Created, then digest), until Usage is at most target bytes or only pinned
-// blobs and blobs for which skip is true remain. skip (nil: none) is called
-// without store locks held, from the calling goroutine only; the cache
-// passes "being filled or read right now". It returns what it removed, in
-// order, also when it fails part way.
+// blobs and blobs for which skip is true remain. Each removal writes one
+// ChangeEvict entry (CauseEvict) in its first transaction. skip (nil:
+// none) is called without store locks held, from the calling goroutine
+// only; the cache passes "being filled or read right now". It returns what
+// it removed, in order, also when it fails part way.
 //
 // Each removal does what Remove does (metadata first, then the file), up
 // to evictBatch blobs per transaction, fewer when their links, refs and
@@ -103,8 +104,8 @@ func (s *Store) evictBatch(ds []string, skip func(string) bool, kept map[string]
 		var evs []Evicted
 		var rest []string
 		var partial map[string]bool
-		err := s.update(func(txn *badger.Txn) (err error) {
-			evs, rest, partial, err = deleteBatchMeta(txn, next, s.newBudget())
+		err := s.updateLogged(func(txn *badger.Txn, log *txnLog) (err error) {
+			evs, rest, partial, err = deleteBatchMeta(txn, log, CauseEvict, next, s.newBudget())
 			return err
 		})
 		if errors.Is(err, badger.ErrTxnTooBig) {
@@ -143,13 +144,14 @@ func (s *Store) evictBatch(ds []string, skip func(string) bool, kept map[string]
 // for (rest, for the next transaction) and the removed blobs whose keys
 // did not all fit (partial: marked, for finishDrop). The first blob it
 // removes always goes, partial if need be, so each call makes progress.
+// Each removed blob gets a ChangeEvict entry with cause, within b too.
 //
 // A read-write transaction may hold one iterator at a time, and each new
 // one sorts the writes pending so far: so one iterator, created before any
 // delete, seeks to each digest's pin/, ref/ and link index keys, then the
 // tags are walked once for all the manifests among them.
-func deleteBatchMeta(txn *badger.Txn, ds []string, b *txnBudget) (evs []Evicted, rest []string,
-	partial map[string]bool, err error) {
+func deleteBatchMeta(txn *badger.Txn, log *txnLog, cause Cause, ds []string, b *txnBudget) (
+	evs []Evicted, rest []string, partial map[string]bool, err error) {
 	var all []Evicted
 	for _, d := range ds {
 		rec, err := readRecord(txn, d)
@@ -172,7 +174,7 @@ func deleteBatchMeta(txn *badger.Txn, ds []string, b *txnBudget) (evs []Evicted,
 		}
 		saved := *b
 		keys := [][]byte{blobKey(ev.Digest), accessKey(ev.Digest)}
-		fits := b.take(keys...)
+		fits := b.take(keys...) && b.takeEntry(log.cost(evictChange(ev.Digest, cause)))
 		complete := false
 		if fits {
 			keys, complete = collectBlobKeys(it, ev.Digest, b, keys)
@@ -206,7 +208,17 @@ func deleteBatchMeta(txn *badger.Txn, ds []string, b *txnBudget) (evs []Evicted,
 			return nil, nil, nil, err
 		}
 	}
+	for _, ev := range evs {
+		if _, err := log.add(evictChange(ev.Digest, cause)); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	return evs, rest, partial, deleteKeys(txn, dels)
+}
+
+// evictChange is the change log entry of blob d's removal.
+func evictChange(d string, cause Cause) Change {
+	return Change{Kind: ChangeEvict, Cause: cause, Digest: d}
 }
 
 // batchTags appends to dels, within b, the tag/ records pointing at the
@@ -259,7 +271,7 @@ func isManifest(evs []Evicted, d string) bool {
 func (s *Store) evictEach(ds []string, kept map[string]bool) ([]Evicted, error) {
 	var out []Evicted
 	for _, d := range ds {
-		ev, err := s.removeLocked(d, hasPins, removeBlobFile)
+		ev, err := s.removeLocked(d, hasPins, removeBlobFile, CauseEvict)
 		switch {
 		case errors.Is(err, errKept) || errors.Is(err, ErrNotFound):
 			kept[d] = true
@@ -275,7 +287,8 @@ func (s *Store) evictEach(ds []string, kept map[string]bool) ([]Evicted, error) 
 	return out, nil
 }
 
-// Remove removes one blob as Evict does, pinned or not (its pins stay);
+// Remove removes one blob as Evict does, pinned or not (its pins stay): an
+// admin's removal, logged as a ChangeEvict entry with CauseAdmin.
 // ErrNotFound if it is not stored.
 func (s *Store) Remove(digest string) error {
 	if _, err := parseDigest(digest); err != nil {
@@ -283,7 +296,7 @@ func (s *Store) Remove(digest string) error {
 	}
 	unlock := s.lockDigest(digest)
 	defer unlock()
-	if _, err := s.removeLocked(digest, nil, removeBlobFile); err != nil {
+	if _, err := s.removeLocked(digest, nil, removeBlobFile, CauseAdmin); err != nil {
 		return fmt.Errorf("storage: remove %s: %w", digest, err)
 	}
 	return nil
@@ -294,19 +307,21 @@ func (s *Store) Remove(digest string) error {
 // and, within badger's limits, its links (both halves), its ref/ keys and,
 // for a manifest, the tag/ records pointing at it; what did not fit goes in
 // further transactions (finishDrop, see batch.go). If keep(txn, d) is true
-// in the first transaction, nothing is removed (errKept). Then dispose
-// removes or moves the file; if that fails, the file is left without
-// metadata and the next Open walks blobs/ (it adopts or quarantines it).
+// in the first transaction, nothing is removed (errKept); otherwise that
+// transaction also writes the removal's ChangeEvict entry, with cause.
+// Then dispose removes or moves the file; if that fails, the file is left
+// without metadata and the next Open walks blobs/ (it adopts or
+// quarantines it).
 // ErrNotFound if d has no record.
 func (s *Store) removeLocked(d string, keep func(*badger.Txn, string) bool,
-	dispose func(*Store, parsedDigest) error) (Evicted, error) {
+	dispose func(*Store, parsedDigest) error, cause Cause) (Evicted, error) {
 	p, err := parseDigest(d)
 	if err != nil {
 		return Evicted{}, err
 	}
 	var ev Evicted
 	partial := false
-	err = s.update(func(txn *badger.Txn) error {
+	err = s.updateLogged(func(txn *badger.Txn, log *txnLog) error {
 		rec, err := readRecord(txn, d)
 		if err != nil {
 			return err
@@ -317,6 +332,10 @@ func (s *Store) removeLocked(d string, keep func(*badger.Txn, string) bool,
 		var n int
 		n, partial, err = deleteBlobMeta(txn, d, rec.Kind == KindManifest, s.newBudget())
 		ev = Evicted{BlobInfo: rec.info(d), Tags: n}
+		if err != nil {
+			return err
+		}
+		_, err = log.add(evictChange(d, cause))
 		return err
 	})
 	if err != nil {

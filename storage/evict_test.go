@@ -102,12 +102,12 @@ func TestEvictManifestDropsTagsAndRefs(t *testing.T) {
 	layer := commitBlob(t, s, []byte("layer"), KindLayer).Digest
 	image := []byte(`{"schemaVersion":2,"config":{"digest":"` + cfg + `"},"layers":[{"digest":"` + layer + `"}]}`)
 	md := digestOf(image)
-	if _, err := s.PutManifest(md, "application/vnd.oci.image.manifest.v1+json", image); err != nil {
+	if _, err := s.PutManifest(md, "application/vnd.oci.image.manifest.v1+json", image, testFill); err != nil {
 		t.Fatal(err)
 	}
 	other := []byte(`{"schemaVersion":2,"layers":[{"digest":"` + layer + `"}]}`)
 	od := digestOf(other)
-	if _, err := s.PutManifest(od, "application/vnd.oci.image.manifest.v1+json", other); err != nil {
+	if _, err := s.PutManifest(od, "application/vnd.oci.image.manifest.v1+json", other, testFill); err != nil {
 		t.Fatal(err)
 	}
 	for _, tag := range []struct{ repo, tag, digest string }{

@@ -69,3 +69,7 @@ func mustSeq(t *testing.T, s *Store) uint64 {
 	}
 	return n
 }
+
+// testFill is the ManifestWrite of tests that do not look at the change
+// log: a fill of docker.io/library/test.
+var testFill = ManifestWrite{Namespace: "docker.io", Repo: "library/test", Cause: CauseFill}

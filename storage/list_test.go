@@ -46,7 +46,7 @@ func TestStillNamed(t *testing.T) {
 	orphan := commitBlob(t, s, []byte("orphan"), KindLayer)
 	cfg := commitBlob(t, s, []byte("{}"), KindConfig)
 	body := []byte(`{"schemaVersion":2,"config":{"digest":"` + cfg.Digest + `"},"layers":[{"digest":"` + layer.Digest + `"}]}`)
-	if _, err := s.PutManifest(digestOf(body), "application/vnd.oci.image.manifest.v1+json", body); err != nil {
+	if _, err := s.PutManifest(digestOf(body), "application/vnd.oci.image.manifest.v1+json", body, testFill); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.StillNamed([]string{layer.Digest, orphan.Digest})

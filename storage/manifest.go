@@ -17,25 +17,32 @@ const maxManifestSize = 4 << 20
 // verifying body against digest (ErrInvalidDigest, ErrDigestMismatch). In
 // the same transaction as the blob metadata it records the manifest graph
 // (ref/<digest>\x00<child> for every child: an index's manifests, an image's
-// config and layers, and the subject) and bumps seq. A body that is not
-// JSON is still stored, without refs. Children need not be stored yet.
-func (s *Store) PutManifest(digest, mediaType string, body []byte) (BlobInfo, error) {
-	w, err := s.NewWriter(digest, int64(len(body)))
+// config and layers, and the subject) and a ChangeManifestPut entry of the
+// change log naming w's repository, cause and site (ErrInvalidName for a
+// bad name; an unknown cause, or a replica write without its site, is
+// refused). A body that is not JSON is still stored, without refs.
+// Children need not be stored yet.
+func (s *Store) PutManifest(digest, mediaType string, body []byte, w ManifestWrite) (BlobInfo, error) {
+	if err := w.check(); err != nil {
+		return BlobInfo{}, err
+	}
+	wr, err := s.NewWriter(digest, int64(len(body)))
 	if err != nil {
 		return BlobInfo{}, err
 	}
-	defer w.Abort()
-	if _, err := w.Write(body); err != nil {
+	defer wr.Abort()
+	if _, err := wr.Write(body); err != nil {
 		return BlobInfo{}, err
 	}
 	children := manifestChildren(body)
-	return w.commit(KindManifest, mediaType, func(txn *badger.Txn) error {
+	return wr.commit(KindManifest, mediaType, func(txn *badger.Txn, log *txnLog) error {
 		for _, c := range children {
 			if err := txn.Set(refKey(digest, c), []byte("{}")); err != nil {
 				return err
 			}
 		}
-		_, err := bumpSeq(txn)
+		_, err := log.add(Change{Kind: ChangeManifestPut, Cause: w.Cause, Site: w.Site,
+			Namespace: w.Namespace, Repo: w.Repo, Digest: digest})
 		return err
 	})
 }

@@ -74,14 +74,6 @@ func (s *Store) update(fn func(*badger.Txn) error) error {
 	return err
 }
 
-// updateSeq is update for transactions that bump seq. They are serialised
-// so that they do not all conflict on the seq key.
-func (s *Store) updateSeq(fn func(*badger.Txn) error) error {
-	s.seqMu.Lock()
-	defer s.seqMu.Unlock()
-	return s.update(fn)
-}
-
 // getJSON decodes the value at key into v; ErrNotFound if absent.
 func getJSON(txn *badger.Txn, key []byte, v any) error {
 	item, err := txn.Get(key)
@@ -119,18 +111,9 @@ func getUint(txn *badger.Txn, key string) (uint64, error) {
 	return strconv.ParseUint(string(b), 10, 64)
 }
 
-// bumpSeq increments seq inside txn and returns the new value.
-func bumpSeq(txn *badger.Txn) (uint64, error) {
-	n, err := getUint(txn, seqKey)
-	if err != nil {
-		return 0, fmt.Errorf("read seq: %w", err)
-	}
-	n++
-	return n, txn.Set([]byte(seqKey), []byte(strconv.FormatUint(n, 10)))
-}
-
-// Seq returns the current sequence number: 0 before the first tag or
-// manifest write, then bumped by one on each.
+// Seq returns the current sequence number: 0 before the first change,
+// then bumped by one for each entry of the change log (see changes.go), so
+// it is the Seq of the last entry written.
 func (s *Store) Seq() (uint64, error) {
 	var n uint64
 	err := s.db.View(func(txn *badger.Txn) error {

@@ -34,7 +34,7 @@ func TestPutManifestRefs(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			d := digestOf(tt.body)
 			before := mustSeq(t, s)
-			info, err := s.PutManifest(d, "application/json", tt.body)
+			info, err := s.PutManifest(d, "application/json", tt.body, testFill)
 			if err != nil {
 				t.Fatalf("PutManifest: %v", err)
 			}
@@ -64,7 +64,7 @@ func sorted(s ...string) []string { slices.Sort(s); return s }
 func TestPutManifestMismatch(t *testing.T) {
 	s := openStore(t, t.TempDir())
 	d := digestOf([]byte("one"))
-	if _, err := s.PutManifest(d, "", []byte("two")); !errors.Is(err, ErrDigestMismatch) {
+	if _, err := s.PutManifest(d, "", []byte("two"), testFill); !errors.Is(err, ErrDigestMismatch) {
 		t.Errorf("PutManifest: got %v, want ErrDigestMismatch", err)
 	}
 	if got := mustSeq(t, s); got != 0 {

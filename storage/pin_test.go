@@ -54,7 +54,7 @@ func TestClosure(t *testing.T) {
 	put := func(body string) string {
 		t.Helper()
 		d := digestOf([]byte(body))
-		if _, err := s.PutManifest(d, "application/json", []byte(body)); err != nil {
+		if _, err := s.PutManifest(d, "application/json", []byte(body), testFill); err != nil {
 			t.Fatal(err)
 		}
 		return d

@@ -16,7 +16,8 @@ import (
 // transaction, then the file, under the digest lock), and a blob pinned or
 // read again between the scan and its removal is kept. skip is called
 // without store locks held, from the calling goroutine only. It returns
-// what it removed, in order, also when it fails part way.
+// what it removed, in order, also when it fails part way. Prune is an
+// admin's call: each removal is a ChangeEvict entry with CauseAdmin.
 func (s *Store) Prune(olderThan time.Time, skip func(digest string) bool) ([]Evicted, error) {
 	if skip == nil {
 		skip = func(string) bool { return false }
@@ -100,5 +101,5 @@ func (s *Store) pruneOne(d string, olderThan time.Time, skip func(string) bool) 
 		}
 		return hasPins(txn, d) || !rec.LastAccess.Before(olderThan)
 	}
-	return s.removeLocked(d, keep, removeBlobFile)
+	return s.removeLocked(d, keep, removeBlobFile, CauseAdmin)
 }

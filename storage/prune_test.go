@@ -72,10 +72,10 @@ func TestPruneDropsTagsOfRemovedManifest(t *testing.T) {
 	clk := newClock(s)
 	body := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}`)
 	d := digestOf(body)
-	if _, err := s.PutManifest(d, "application/vnd.oci.image.manifest.v1+json", body); err != nil {
+	if _, err := s.PutManifest(d, "application/vnd.oci.image.manifest.v1+json", body, testFill); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.PutTag("docker.io", "library/alpine", "3", TagRecord{Digest: d}); err != nil {
+	if _, err := s.PutTag("docker.io", "library/alpine", "3", TagRecord{Digest: d, Source: "upstream"}); err != nil {
 		t.Fatal(err)
 	}
 	evicted, err := s.Prune(clk.Advance(time.Hour), nil)

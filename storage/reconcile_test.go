@@ -72,7 +72,7 @@ func TestOpenReconcilesOrphanFiles(t *testing.T) {
 		}, true, false},
 		{"removal failed after metadata delete: adopted", func(t *testing.T, s *Store, d string) {
 			unlock := s.lockDigest(d)
-			_, err := s.removeLocked(d, nil, func(*Store, parsedDigest) error { return errors.New("power cut") })
+			_, err := s.removeLocked(d, nil, func(*Store, parsedDigest) error { return errors.New("power cut") }, CauseAdmin)
 			unlock()
 			if err == nil {
 				t.Fatal("removal with a failing unlink succeeded")

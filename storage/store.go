@@ -43,9 +43,10 @@ const (
 type Option func(*options)
 
 type options struct {
-	logger  *slog.Logger
-	site    string
-	reserve int64 // -1: the default for the file system
+	logger    *slog.Logger
+	site      string
+	reserve   int64 // -1: the default for the file system
+	retention time.Duration
 }
 
 // WithLogger sets the logger for the store and for badger (bridged to slog).
@@ -59,6 +60,12 @@ func WithLogger(l *slog.Logger) Option {
 // default is a quarter of the file system, at most 64 MiB.
 func WithReserve(n int64) Option {
 	return func(o *options) { o.reserve = n }
+}
+
+// WithChangeRetention sets how long change log entries are kept
+// (KeepChangeLog); it must be > 0. The default is DefaultChangeRetention.
+func WithChangeRetention(d time.Duration) Option {
+	return func(o *options) { o.retention = d }
 }
 
 // WithSite sets the site recorded in node.json at first start (default
@@ -79,7 +86,10 @@ type Store struct {
 	now     func() time.Time             // the clock; tests replace it right after Open
 	infos   *lru.Cache[string, BlobInfo] // hot blob/ records, so a hit costs no transaction
 	tagRecs *tagCache                    // hot tag/ records, likewise
-	seqMu   sync.Mutex                   // serialises seq-bumping transactions, so they do not conflict
+	seqMu   sync.Mutex                   // serialises the transactions that write the change log (updateLogged)
+	feed    *changeFeed                  // wakes WaitChange after those commit
+	// retention is how long change log entries are kept (KeepChangeLog).
+	retention time.Duration
 
 	// digestLocks serialise, per digest (striped), what publishes or
 	// removes a blob: Writer.commit, removal (Evict, Remove, Verify) and
@@ -121,7 +131,7 @@ const blobInfoCacheSize = 8192
 // stop it also adopts or quarantines blob files that have no metadata (see
 // reconcile.go). Close the Store when done.
 func Open(dataDir string, opts ...Option) (*Store, error) {
-	o := options{logger: slog.New(slog.DiscardHandler), site: "default", reserve: -1}
+	o := options{logger: slog.New(slog.DiscardHandler), site: "default", reserve: -1, retention: DefaultChangeRetention}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -130,6 +140,9 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 	}
 	if o.site == "" {
 		return nil, errors.New("storage: site must not be empty")
+	}
+	if o.retention <= 0 {
+		return nil, fmt.Errorf("storage: change log retention must be > 0, got %s", o.retention)
 	}
 	if err := makeLayout(dataDir); err != nil {
 		return nil, err
@@ -142,7 +155,8 @@ func Open(dataDir string, opts ...Option) (*Store, error) {
 	}
 	infos, _ := lru.New[string, BlobInfo](blobInfoCacheSize) // errors only for size <= 0
 	s := &Store{dir: dataDir, log: o.logger, db: db, now: time.Now, infos: infos, tagRecs: newTagCache(),
-		pending: make(map[string]time.Time), reserve: o.reserve}
+		pending: make(map[string]time.Time), reserve: o.reserve, retention: o.retention,
+		feed: newChangeFeed()}
 	if s.reserve < 0 {
 		if size, _, err := fsSpace(dataDir); err == nil {
 			s.reserve = reserveFor(size)
@@ -181,6 +195,11 @@ func (s *Store) init(site string) error {
 	if err := s.finishDrops(); err != nil {
 		return fmt.Errorf("storage: finish removals: %w", err)
 	}
+	seq, err := s.Seq()
+	if err != nil {
+		return err
+	}
+	s.feed.publish(seq)
 	clean, err := takeCleanMarker(s.dir)
 	if err != nil {
 		return err
@@ -216,17 +235,19 @@ func cleanTmp(dir string, keep map[string]bool) error {
 	return nil
 }
 
-// Close writes pending access times (see Touch), closes the metadata
-// database and, if files and metadata agree, marks the stop clean so that
-// the next Open skips the walk of blobs/. Writers still open must not be
-// used afterwards, nor may any other method run concurrently with or after
-// Close. Close is safe to call more than once.
+// Close wakes WaitChange callers (ErrClosed), writes pending access times
+// (see Touch), closes the metadata database and, if files and metadata
+// agree, marks the stop clean so that the next Open skips the walk of
+// blobs/. Writers still open must not be used afterwards, nor may any
+// other method but WaitChange run concurrently with or after Close. Close
+// is safe to call more than once.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() { s.closeErr = s.close() })
 	return s.closeErr
 }
 
 func (s *Store) close() error {
+	s.feed.close() // WaitChange returns ErrClosed
 	// Lost access times only blur the eviction order: the stop is still clean.
 	ferr := s.FlushAccess()
 	if !s.dirty.Load() {

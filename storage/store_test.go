@@ -96,7 +96,7 @@ func TestReopenKeepsState(t *testing.T) {
 	layer := commitBlob(t, s, []byte("layer"), KindLayer)
 	manifest := []byte(`{"schemaVersion":2,"layers":[{"digest":"` + layer.Digest + `"}]}`)
 	md := digestOf(manifest)
-	if _, err := s.PutManifest(md, "application/vnd.oci.image.manifest.v1+json", manifest); err != nil {
+	if _, err := s.PutManifest(md, "application/vnd.oci.image.manifest.v1+json", manifest, testFill); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Link("docker.io", "library/alpine", md, LinkServed); err != nil {

@@ -107,9 +107,12 @@ type TagRecord struct {
 	Seq       uint64    `json:"seq"`
 }
 
-// PutTag points tag at rec.Digest, bumping seq in the same transaction. It
-// returns the record as stored, with Seq set to the new sequence number
-// (rec.Seq is ignored).
+// PutTag points tag at rec.Digest, writing a ChangeTagPut entry to the
+// change log in the same transaction: its cause and origin site come from
+// rec.Source ("upstream": CauseFill; "push": CausePush; "replica:<site>":
+// CauseReplica from that site; "import:<bundle>": CauseImport; anything
+// else is refused). It returns the record as stored, with Seq set to the
+// entry's (rec.Seq is ignored).
 func (s *Store) PutTag(ns, repo, tag string, rec TagRecord) (TagRecord, error) {
 	if err := checkNames(ns, repo, tag); err != nil {
 		return TagRecord{}, err
@@ -117,8 +120,13 @@ func (s *Store) PutTag(ns, repo, tag string, rec TagRecord) (TagRecord, error) {
 	if _, err := parseDigest(rec.Digest); err != nil {
 		return TagRecord{}, err
 	}
-	err := s.updateSeq(func(txn *badger.Txn) error {
-		n, err := bumpSeq(txn)
+	cause, site, err := tagCause(rec.Source)
+	if err != nil {
+		return TagRecord{}, err
+	}
+	err = s.updateLogged(func(txn *badger.Txn, log *txnLog) error {
+		n, err := log.add(Change{Kind: ChangeTagPut, Cause: cause, Site: site,
+			Namespace: ns, Repo: repo, Tag: tag, Digest: rec.Digest})
 		if err != nil {
 			return err
 		}
@@ -134,8 +142,8 @@ func (s *Store) PutTag(ns, repo, tag string, rec TagRecord) (TagRecord, error) {
 }
 
 // MarkChecked sets the tag's CheckedAt to at, leaving everything else (and
-// seq) alone: revalidation found the same digest. ErrNotFound if the tag
-// does not exist.
+// seq) alone: revalidation found the same digest, which the change log
+// does not record. ErrNotFound if the tag does not exist.
 func (s *Store) MarkChecked(ns, repo, tag string, at time.Time) error {
 	if err := checkNames(ns, repo, tag); err != nil {
 		return err

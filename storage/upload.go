@@ -293,7 +293,7 @@ func (s *Store) publishUpload(id string, rec uploadRecord, p parsedDigest, f *os
 	w := &Writer{s: s, d: p, size: rec.Offset, tmp: f.Name(), h: h, f: f}
 	w.written.Store(rec.Offset)
 	digest := p.String()
-	info, err := w.commit(kind, mediaType, func(txn *badger.Txn) error {
+	info, err := w.commit(kind, mediaType, func(txn *badger.Txn, _ *txnLog) error {
 		// What Link(ns, repo, digest, LinkPushed) and Pin(digest,
 		// PushPinReason) write (pushed is the strongest link), under the
 		// digest lock, atomically with the blob record: eviction never

@@ -17,10 +17,11 @@ type VerifyReport struct {
 // Verify re-hashes the file of every stored blob. A file whose content does
 // not match its digest is moved to <data_dir>/quarantine/<alg>-<hex> and its
 // metadata dropped as Remove does (after a second hash under the digest
-// lock, so a concurrent re-commit of good bytes is not lost). A file that
-// cannot be read is logged and skipped. Verify checks ctx between files and
-// returns ctx's error with the report so far. It may run while blobs are
-// read, committed and evicted; blobs removed meanwhile are skipped.
+// lock, so a concurrent re-commit of good bytes is not lost), logged as a
+// ChangeEvict entry with CauseAdmin. A file that cannot be read is logged
+// and skipped. Verify checks ctx between files and returns ctx's error
+// with the report so far. It may run while blobs are read, committed and
+// evicted; blobs removed meanwhile are skipped.
 func (s *Store) Verify(ctx context.Context) (VerifyReport, error) {
 	var rep VerifyReport
 	err := s.forEachBlob(func(info BlobInfo) error {
@@ -70,7 +71,7 @@ func (s *Store) quarantineCorrupt(p parsedDigest) (bool, error) {
 	if _, ok, err := s.hashFile(p); err != nil || ok {
 		return false, nil // fixed, or gone, meanwhile
 	}
-	_, err := s.removeLocked(p.String(), nil, quarantineFile)
+	_, err := s.removeLocked(p.String(), nil, quarantineFile, CauseAdmin)
 	if errors.Is(err, ErrNotFound) {
 		return false, nil
 	}

@@ -140,7 +140,7 @@ func (w *Writer) Commit(kind Kind, mediaType string) (BlobInfo, error) {
 
 // commit is Commit with extra work for the metadata transaction (see
 // Store.recordBlob).
-func (w *Writer) commit(kind Kind, mediaType string, withSeq func(*badger.Txn) error) (BlobInfo, error) {
+func (w *Writer) commit(kind Kind, mediaType string, logged func(*badger.Txn, *txnLog) error) (BlobInfo, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.done {
@@ -172,7 +172,7 @@ func (w *Writer) commit(kind Kind, mediaType string, withSeq func(*badger.Txn) e
 		w.discard()
 		return BlobInfo{}, fmt.Errorf("storage: commit %s: %w", w.d, err)
 	}
-	info, err := w.s.recordBlob(w.d.String(), w.written.Load(), kind, mediaType, withSeq)
+	info, err := w.s.recordBlob(w.d.String(), w.written.Load(), kind, mediaType, logged)
 	if err != nil {
 		w.s.dirty.Store(true) // a published file without metadata: the next Open walks
 	}

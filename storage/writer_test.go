@@ -273,7 +273,7 @@ func TestInvalidDigests(t *testing.T) {
 			if _, _, err := s.OpenBlob(tt.digest); !errors.Is(err, ErrInvalidDigest) {
 				t.Errorf("OpenBlob: got %v, want ErrInvalidDigest", err)
 			}
-			if _, err := s.PutManifest(tt.digest, "", []byte("{}")); !errors.Is(err, ErrInvalidDigest) {
+			if _, err := s.PutManifest(tt.digest, "", []byte("{}"), testFill); !errors.Is(err, ErrInvalidDigest) {
 				t.Errorf("PutManifest: got %v, want ErrInvalidDigest", err)
 			}
 			if err := s.Link("docker.io", "library/alpine", tt.digest, LinkServed); !errors.Is(err, ErrInvalidDigest) {

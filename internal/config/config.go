@@ -155,6 +155,10 @@ type Cache struct {
 	// PinPlatforms limits what an exact pin fetches ahead from a
 	// multi-platform index ("linux/amd64", "linux/arm64/v8"); empty: all.
 	PinPlatforms []string `yaml:"pin_platforms,omitempty"`
+	// ChangeLogRetention is how long the store keeps its change log's
+	// entries (what push replication and events follow); a consumer
+	// stopped for longer rescans.
+	ChangeLogRetention Duration `yaml:"change_log_retention"`
 }
 
 // Upstream is one namespace: a mirror of the registry at URL, or, without a

@@ -93,6 +93,12 @@ const (
 	// cache before one request probes the upstream again.
 	DefaultBreakerCooldown = 30 * time.Second
 
+	// DefaultChangeLogRetention keeps a week of the store's change log:
+	// a replication target down over a long weekend catches up from the
+	// log instead of a full rescan; at a few hundred bytes an entry, a
+	// busy node's week is tens of MiB of metadata.
+	DefaultChangeLogRetention = 7 * 24 * time.Hour
+
 	// DefaultEvictHigh and DefaultEvictLow: eviction starts at 90% of
 	// max_size and frees down to 80%, so it runs in batches, not per fill.
 	DefaultEvictHigh = 0.90
@@ -157,6 +163,7 @@ func (c *Config) ApplyDefaults() {
 	}
 	setDuration(&c.Cache.RequestTimeout, DefaultRequestTimeout)
 	setDuration(&c.Cache.BreakerCooldown, DefaultBreakerCooldown)
+	setDuration(&c.Cache.ChangeLogRetention, DefaultChangeLogRetention)
 	if c.Cache.EvictHigh == 0 {
 		c.Cache.EvictHigh = DefaultEvictHigh
 	}

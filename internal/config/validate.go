@@ -73,6 +73,7 @@ func (c *Config) Validate() error {
 	p.check("cache.head_timeout", checkDuration(c.Cache.HeadTimeout))
 	p.check("cache.request_timeout", checkDuration(c.Cache.RequestTimeout))
 	p.check("cache.breaker_cooldown", checkDuration(c.Cache.BreakerCooldown))
+	p.check("cache.change_log_retention", checkDuration(c.Cache.ChangeLogRetention))
 	p.check("uploads.expire", checkDuration(c.Uploads.Expire))
 	c.validateLimits(&p)
 	c.validatePins(&p)
