@@ -92,7 +92,8 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := storage.Open(cfg.DataDir, storage.WithLogger(log.With("component", "storage")), storage.WithSite(cfg.Site))
+	store, err := storage.Open(cfg.DataDir, storage.WithLogger(log.With("component", "storage")), storage.WithSite(cfg.Site),
+		storage.WithChangeRetention(cfg.Cache.ChangeLogRetention.D()))
 	if err != nil {
 		return nil, err
 	}
@@ -186,6 +187,7 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 		cache.WithBreaker(cfg.Cache.BreakerFailures, cfg.Cache.BreakerCooldown.D()),
 		cache.WithLimit(cache.Limit{Max: int64(cfg.Cache.MaxSize), High: cfg.Cache.EvictHigh, Low: cfg.Cache.EvictLow}),
 		cache.WithPins(pins, cfg.Cache.PinPlatforms...),
+		cache.WithDefaultPlatform(cfg.Cache.DefaultPlatform),
 		cache.WithUploadExpiry(cfg.Uploads.Expire.D()),
 		cache.WithUploadLimits(cache.UploadLimits{MaxSize: int64(cfg.Uploads.MaxSize),
 			Sessions: cfg.Uploads.MaxSessions, SessionsPerUser: cfg.Uploads.MaxSessionsPerUser}),
@@ -230,6 +232,7 @@ func (s *server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.cache.Run(gctx) })
 	g.Go(func() error { return s.cache.KeepPins(gctx) })
 	g.Go(func() error { return s.cache.KeepUploads(gctx) })
+	g.Go(func() error { return s.store.KeepChangeLog(gctx) })
 	if s.admin != nil {
 		g.Go(func() error { return serveOn(s.admin, s.adminLn) })
 	}

@@ -155,6 +155,9 @@ type Cache struct {
 	// PinPlatforms limits what an exact pin fetches ahead from a
 	// multi-platform index ("linux/amd64", "linux/arm64/v8"); empty: all.
 	PinPlatforms []string `yaml:"pin_platforms,omitempty"`
+	// DefaultPlatform ("os/arch[/variant]") is the child of an index a
+	// client that accepts no index type gets for a tag naming that index.
+	DefaultPlatform string `yaml:"default_platform"`
 	// ChangeLogRetention is how long the store keeps its change log's
 	// entries (what push replication and events follow); a consumer
 	// stopped for longer rescans.

@@ -59,7 +59,7 @@ func TestLoadFull(t *testing.T) {
 			TagTTL: Duration(5 * time.Minute), ServeStale: ptr(true), FillIdleTimeout: Duration(2 * time.Minute),
 			ServeStaleOn404: ptr(false), HeadTimeout: Duration(3 * time.Second), RequestTimeout: Duration(15 * time.Second),
 			BreakerFailures: 5, BreakerCooldown: Duration(30 * time.Second),
-			EvictHigh: 0.90, EvictLow: 0.80, ChangeLogRetention: Duration(DefaultChangeLogRetention),
+			EvictHigh: 0.90, EvictLow: 0.80, ChangeLogRetention: Duration(DefaultChangeLogRetention), DefaultPlatform: DefaultPlatform,
 		},
 		Auth: Auth{Anonymous: []string{"pull"}},
 		Uploads: Uploads{Expire: Duration(DefaultUploadExpire), MaxSize: DefaultUploadMaxSize,
@@ -118,6 +118,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"upstreams[1].serve_stale", *c.Upstreams[1].ServeStale, false},
 		{"uploads.expire", c.Uploads.Expire.D(), 24 * time.Hour},
 		{"cache.change_log_retention", c.Cache.ChangeLogRetention.D(), 168 * time.Hour},
+		{"cache.default_platform", c.Cache.DefaultPlatform, "linux/amd64"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s: got %v, want %v", tc.field, tc.got, tc.want)
@@ -222,6 +223,7 @@ func TestLoadProblems(t *testing.T) {
 		{"zero duration", "version: 1\ncache: {tag_ttl: 0s}\n" + ups, "cache.tag_ttl: must be > 0, got 0s"},
 		{"upload expiry", "version: 1\nuploads: {expire: -1h}\n" + ups, "uploads.expire: must be > 0, got -1h"},
 		{"change log retention", "version: 1\ncache: {change_log_retention: -1h}\n" + ups, "cache.change_log_retention: must be > 0, got -1h"},
+		{"default platform", "version: 1\ncache: {default_platform: amd64}\n" + ups, `cache.default_platform: "amd64" is not a platform like linux/amd64`},
 		{"uploads key", "version: 1\nuploads: {expires: 1h}\n" + ups, `uploads.expires: unknown key "expires"`},
 		{"number duration", "version: 1\ncache: {fill_idle_timeout: 300}\n" + ups, `cache.fill_idle_timeout: "300" is not a duration`},
 		{"list duration", "version: 1\ncache: {tag_ttl: [1m]}\n" + ups, "cache.tag_ttl: want a duration like 90s or 5m, got a list"},

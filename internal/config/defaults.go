@@ -93,6 +93,10 @@ const (
 	// cache before one request probes the upstream again.
 	DefaultBreakerCooldown = 30 * time.Second
 
+	// DefaultPlatform is what distribution gives clients that take no
+	// index: the linux/amd64 child.
+	DefaultPlatform = "linux/amd64"
+
 	// DefaultChangeLogRetention keeps a week of the store's change log:
 	// a replication target down over a long weekend catches up from the
 	// log instead of a full rescan; at a few hundred bytes an entry, a
@@ -164,6 +168,9 @@ func (c *Config) ApplyDefaults() {
 	setDuration(&c.Cache.RequestTimeout, DefaultRequestTimeout)
 	setDuration(&c.Cache.BreakerCooldown, DefaultBreakerCooldown)
 	setDuration(&c.Cache.ChangeLogRetention, DefaultChangeLogRetention)
+	if c.Cache.DefaultPlatform == "" {
+		c.Cache.DefaultPlatform = DefaultPlatform
+	}
 	if c.Cache.EvictHigh == 0 {
 		c.Cache.EvictHigh = DefaultEvictHigh
 	}

@@ -228,6 +228,12 @@ func (u Upstream) validateCredentials(at string, p *problems) {
 	}
 }
 
+// isPlatform: os/arch or os/arch/variant, no part empty.
+func isPlatform(s string) bool {
+	parts := strings.Split(s, "/")
+	return len(parts) >= 2 && len(parts) <= 3 && !slices.Contains(parts, "")
+}
+
 // validatePins: each rule parses and names a configured namespace first.
 func (c *Config) validatePins(p *problems) {
 	names := map[string]bool{}
@@ -235,10 +241,12 @@ func (c *Config) validatePins(p *problems) {
 		names[u.Name] = true
 	}
 	for i, pl := range c.Cache.PinPlatforms {
-		parts := strings.Split(pl, "/")
-		if len(parts) < 2 || len(parts) > 3 || slices.Contains(parts, "") {
+		if !isPlatform(pl) {
 			p.addf(fmt.Sprintf("cache.pin_platforms[%d]", i), "%q is not a platform like linux/amd64 or linux/arm64/v8", pl)
 		}
+	}
+	if !isPlatform(c.Cache.DefaultPlatform) {
+		p.addf("cache.default_platform", "%q is not a platform like linux/amd64 or linux/arm64/v8", c.Cache.DefaultPlatform)
 	}
 	for i, rule := range c.Cache.Pin {
 		at := fmt.Sprintf("cache.pin[%d]", i)
