@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"gopkg.in/yaml.v3"
 )
 
@@ -12,30 +13,14 @@ import (
 // count of bytes in YAML, and marshalled back in binary units when exact.
 type ByteSize int64
 
-var sizeUnits = []struct {
-	suffix string
-	mult   float64
-}{ // longest suffixes first
-	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
-	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
-	{"B", 1},
-}
-
-// ParseByteSize reads a size like "200GiB" or "1024".
+// ParseByteSize reads a size like "200GiB", "500MB", "1.5TiB" or "1024"
+// (go-humanize's grammar: binary units with "i", decimal without).
 func ParseByteSize(s string) (ByteSize, error) {
-	s = strings.TrimSpace(s)
-	num, mult := s, 1.0
-	for _, u := range sizeUnits {
-		if v, ok := strings.CutSuffix(s, u.suffix); ok {
-			num, mult = strings.TrimSpace(v), u.mult
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || f < 0 || f*mult > 1<<62 {
+	n, err := humanize.ParseBytes(strings.TrimSpace(s))
+	if err != nil || n > 1<<62 {
 		return 0, fmt.Errorf("%q is not a size like 200GiB, 500MB or 1048576", s)
 	}
-	return ByteSize(f * mult), nil
+	return ByteSize(n), nil
 }
 
 // String formats the size in the largest binary unit that is exact.
