@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,26 +22,26 @@ const DefaultPlatform = "linux/amd64"
 func WithDefaultPlatform(p string) Option { return func(c *Cache) { c.platformSpec = p } }
 
 func parsePlatform(s string) (v1.Platform, error) {
-	p, err := v1.ParsePlatform(s)
-	if err != nil || p.OS == "" || p.Architecture == "" {
-		return v1.Platform{}, fmt.Errorf("cache: default platform %q: want os/arch or os/arch/variant", s)
+	p, err := oci.ParsePlatform(s)
+	if err != nil {
+		return v1.Platform{}, fmt.Errorf("cache: default %w", err)
 	}
-	return *p, nil
+	return p, nil
 }
 
-// childFor is the digest of the index's first child for platform p, if
-// the body is an index that has one.
+// childFor is the digest of the index's first child for platform p (see
+// oci.PlatformSatisfies), if the body is an index that has one and its
+// digest is valid.
 func childFor(index []byte, p v1.Platform) (string, bool) {
-	im, err := v1.ParseIndexManifest(bytes.NewReader(index))
+	im, err := oci.Parse(index)
 	if err != nil {
 		return "", false
 	}
-	for _, d := range im.Manifests {
-		if d.Platform != nil && d.Platform.Satisfies(p) {
-			return d.Digest.String(), true
-		}
+	d, ok := im.ChildFor(p)
+	if !ok || route.ValidDigest(d.Digest) != nil {
+		return "", false
 	}
-	return "", false
+	return d.Digest, true
 }
 
 // ImageOptions selects what FetchImage holds of an image.

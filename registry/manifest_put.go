@@ -2,10 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -73,22 +69,14 @@ func (h *Handler) putManifest(w *responseWriter, r *http.Request, req *request) 
 	return nil
 }
 
-// pushedManifest holds the fields of a pushed manifest the API checks.
-type pushedManifest struct {
-	MediaType string `json:"mediaType"`
-	Subject   *struct {
-		Digest string `json:"digest"`
-	} `json:"subject"`
-}
-
 // parsePushedManifest checks a pushed body: JSON, a media type (from
 // Content-Type, else the body's mediaType) that agrees with the body's, and
 // a digest that matches ref when ref is one. It returns the manifest and
 // its subject's digest, if any.
 func parsePushedManifest(contentType string, body []byte, ref string) (oci.Manifest, string, error) {
-	var pm pushedManifest
-	if err := json.Unmarshal(body, &pm); err != nil {
-		return oci.Manifest{}, "", fmt.Errorf("manifest is not JSON: %v: %w", err, ocierr.ManifestInvalid)
+	pm, err := oci.Parse(body)
+	if err != nil {
+		return oci.Manifest{}, "", fmt.Errorf("manifest is not valid manifest JSON: %v: %w", err, ocierr.ManifestInvalid)
 	}
 	mt, _, _ := mime.ParseMediaType(contentType)
 	switch {
@@ -100,26 +88,17 @@ func parsePushedManifest(contentType string, body []byte, ref string) (oci.Manif
 	if mt == "" {
 		return oci.Manifest{}, "", fmt.Errorf("manifest media type unknown: send Content-Type: %w", ocierr.ManifestInvalid)
 	}
-	dgst := digestOf(body, "sha256")
+	dgst := oci.DigestOf(body, "sha256")
 	if route.IsDigest(ref) {
-		if dgst = digestOf(body, strings.SplitN(ref, ":", 2)[0]); dgst != ref {
+		alg, _, _ := strings.Cut(ref, ":")
+		if dgst = oci.DigestOf(body, alg); dgst != ref {
 			return oci.Manifest{}, "", fmt.Errorf("manifest pushed as %s hashes to %s: %w", ref, dgst, ocierr.DigestInvalid)
 		}
 	}
-	subject := ""
-	if pm.Subject != nil && route.ValidDigest(pm.Subject.Digest) == nil {
-		subject = pm.Subject.Digest
+	subject := pm.SubjectDigest()
+	if route.ValidDigest(subject) != nil {
+		subject = ""
 	}
 	m := oci.Manifest{Descriptor: oci.Descriptor{MediaType: mt, Digest: dgst, Size: int64(len(body))}, Body: body}
 	return m, subject, nil
-}
-
-// digestOf is body's digest with algorithm alg (sha256 or sha512).
-func digestOf(body []byte, alg string) string {
-	if alg == "sha512" {
-		sum := sha512.Sum512(body)
-		return "sha512:" + hex.EncodeToString(sum[:])
-	}
-	sum := sha256.Sum256(body)
-	return "sha256:" + hex.EncodeToString(sum[:])
 }

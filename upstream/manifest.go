@@ -110,14 +110,14 @@ func (c *Client) tooLarge(n int64) error {
 // verifyManifest returns the body's digest: want (a digest ref, verified)
 // or its sha256. announced is the upstream's Docker-Content-Digest.
 func (c *Client) verifyManifest(op, want, announced string, body []byte) (string, error) {
-	sum := digestOf(body, "")
+	sum := oci.DigestOf(body, "sha256")
 	if strings.HasPrefix(announced, "sha256:") && announced != sum {
 		return "", c.mismatch(op, announced, sum)
 	}
 	if want == "" {
 		return sum, nil
 	}
-	if got := digestOf(body, want); got != want {
+	if got := oci.DigestOf(body, algorithm(want)); got != want {
 		return "", c.mismatch(op, want, got)
 	}
 	return want, nil

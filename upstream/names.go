@@ -1,9 +1,6 @@
 package upstream
 
 import (
-	"crypto/sha256"
-	"crypto/sha512"
-	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -44,20 +41,14 @@ func parseRef(ref string) (string, error) {
 	return "", nil
 }
 
-// digestOf hashes body with the algorithm of like ("sha256:..." or
-// "sha512:..."); sha256 when like is empty.
-func digestOf(body []byte, like string) string {
-	if strings.HasPrefix(like, "sha512:") {
-		sum := sha512.Sum512(body)
-		return "sha512:" + hex.EncodeToString(sum[:])
-	}
-	sum := sha256.Sum256(body)
-	return "sha256:" + hex.EncodeToString(sum[:])
+// algorithm is a digest's algorithm ("sha256" of "sha256:..."), for
+// oci.DigestOf.
+func algorithm(d string) string {
+	alg, _, _ := strings.Cut(d, ":")
+	return alg
 }
 
 // sameAlgorithm reports whether two digests use the same algorithm.
 func sameAlgorithm(a, b string) bool {
-	aa, _, _ := strings.Cut(a, ":")
-	ba, _, _ := strings.Cut(b, ":")
-	return aa == ba
+	return algorithm(a) == algorithm(b)
 }

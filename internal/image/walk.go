@@ -3,19 +3,22 @@
 // the referrers of every manifest (signatures, SBOMs, attestations) with
 // their own closures. It reads manifests through a Source, so the same walk
 // serves pins (through the cache), `cairn cache pin`, export and
-// replication (through any registry). Manifests are parsed with
-// go-containerregistry's v1 types. It imports nothing from the project but
-// internal/oci.
+// replication (through any registry). Manifests are parsed with oci.Parse
+// (image-spec's types, so sha512 content walks too) and platforms matched
+// with oci.PlatformSatisfies; every digest a manifest names is checked with
+// route.ValidDigest. It imports nothing from the project but internal/oci
+// and internal/route.
 package image
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/internal/route"
 )
 
 // Source reads manifests by digest, and lists the referrers of a digest.
@@ -65,11 +68,11 @@ type Node struct {
 func Walk(ctx context.Context, src Source, root oci.Manifest, opts Options, visit func(Node) error) error {
 	var want []v1.Platform
 	for _, s := range opts.Platforms {
-		p, err := v1.ParsePlatform(s)
-		if err != nil || p.OS == "" || p.Architecture == "" {
-			return fmt.Errorf("platform %q: want os/arch or os/arch/variant", s)
+		p, err := oci.ParsePlatform(s)
+		if err != nil {
+			return err
 		}
-		want = append(want, *p)
+		want = append(want, p)
 	}
 	w := &walker{src: src, opts: opts, want: want, visit: visit, seen: map[string]bool{}}
 	return w.manifest(ctx, root, "")
@@ -120,6 +123,9 @@ func (w *walker) child(ctx context.Context, d oci.Descriptor, parent string) err
 	if w.seen[d.Digest] {
 		return nil
 	}
+	if err := route.ValidDigest(d.Digest); err != nil {
+		return fmt.Errorf("manifest named by %s: %w", parent, err)
+	}
 	m, err := w.src.Manifest(ctx, d.Digest)
 	if err != nil {
 		return fmt.Errorf("manifest %s (named by %s): %w", d.Digest, parent, err)
@@ -128,7 +134,7 @@ func (w *walker) child(ctx context.Context, d oci.Descriptor, parent string) err
 }
 
 func (w *walker) index(ctx context.Context, m oci.Manifest) error {
-	im, err := v1.ParseIndexManifest(bytes.NewReader(m.Body))
+	im, err := oci.Parse(m.Body)
 	if err != nil {
 		return fmt.Errorf("index %s: %w", m.Digest, err)
 	}
@@ -136,8 +142,7 @@ func (w *walker) index(ctx context.Context, m oci.Manifest) error {
 		if !w.wanted(d.Platform) {
 			continue
 		}
-		desc := oci.Descriptor{MediaType: string(d.MediaType), Digest: d.Digest.String(), Size: d.Size}
-		if err := w.child(ctx, desc, m.Digest); err != nil {
+		if err := w.child(ctx, oci.DescriptorOf(d), m.Digest); err != nil {
 			return err
 		}
 	}
@@ -145,21 +150,20 @@ func (w *walker) index(ctx context.Context, m oci.Manifest) error {
 }
 
 func (w *walker) image(m oci.Manifest) error {
-	im, err := v1.ParseManifest(bytes.NewReader(m.Body))
+	im, err := oci.Parse(m.Body)
 	if err != nil {
 		return fmt.Errorf("manifest %s: %w", m.Digest, err)
 	}
-	blobs := append([]v1.Descriptor{im.Config}, im.Layers...)
-	for _, d := range blobs {
-		if d.Digest == (v1.Hash{}) {
-			continue // an artifact without a config
-		}
-		dg := d.Digest.String()
-		if w.seen[dg] {
+	for _, d := range im.Blobs() { // the config, unless an artifact has none, and the layers
+		desc := oci.DescriptorOf(d)
+		if w.seen[desc.Digest] {
 			continue
 		}
-		w.seen[dg] = true
-		node := Node{Kind: Blob, Descriptor: oci.Descriptor{MediaType: string(d.MediaType), Digest: dg, Size: d.Size}, Parent: m.Digest}
+		if err := route.ValidDigest(desc.Digest); err != nil {
+			return fmt.Errorf("blob named by %s: %w", m.Digest, err)
+		}
+		w.seen[desc.Digest] = true
+		node := Node{Kind: Blob, Descriptor: desc, Parent: m.Digest}
 		if err := w.visit(node); err != nil {
 			return err
 		}
@@ -170,12 +174,12 @@ func (w *walker) image(m oci.Manifest) error {
 // wanted: no filter, no platform or an unknown one (buildx's attestation
 // manifests, kept with the image), or one the filter names (a filter
 // without a variant takes every variant).
-func (w *walker) wanted(p *v1.Platform) bool {
+func (w *walker) wanted(p *specs.Platform) bool {
 	if len(w.want) == 0 || p == nil || p.OS == "unknown" {
 		return true
 	}
 	for _, want := range w.want {
-		if p.Satisfies(want) {
+		if oci.PlatformSatisfies(p, want) {
 			return true
 		}
 	}

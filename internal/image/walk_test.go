@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
 // memSource holds manifests by digest and referrers by subject.
@@ -158,5 +160,42 @@ func TestWalkFailsOnAMissingChildAndOnVisitErrors(t *testing.T) {
 	})
 	if !errors.Is(err, stop) {
 		t.Errorf("visit error: %v, want it returned", err)
+	}
+}
+
+func TestWalkVisitsSHA512Blobs(t *testing.T) {
+	s := &memSource{manifests: map[string]oci.Manifest{}, referrers: map[string][]oci.Descriptor{}}
+	layer := sha512.Sum512([]byte("layer"))
+	layerDigest := "sha512:" + hex.EncodeToString(layer[:])
+	img := s.put(t, oci.MediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": oci.MediaTypeOCIManifest,
+		"config": blob("cfg"),
+		"layers": []any{map[string]any{"mediaType": "application/octet-stream", "digest": layerDigest, "size": 5}}})
+	var got []oci.Descriptor
+	err := Walk(t.Context(), s, img, Options{}, func(n Node) error {
+		got = append(got, n.Descriptor)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walking a manifest with a sha512 layer: %v", err)
+	}
+	want := []oci.Descriptor{{MediaType: "application/octet-stream", Digest: digestOf([]byte("cfg")), Size: 3},
+		{MediaType: "application/octet-stream", Digest: layerDigest, Size: 5}, img.Descriptor}
+	if !slices.Equal(got, want) {
+		t.Errorf("visited %v\nwant    %v", got, want)
+	}
+}
+
+func TestWalkRefusesAMalformedDigest(t *testing.T) {
+	s := &memSource{manifests: map[string]oci.Manifest{}, referrers: map[string][]oci.Descriptor{}}
+	img := s.put(t, oci.MediaTypeOCIManifest, map[string]any{"schemaVersion": 2, "mediaType": oci.MediaTypeOCIManifest,
+		"config": blob("cfg"),
+		"layers": []any{map[string]any{"mediaType": "application/octet-stream", "digest": "sha256:../../etc", "size": 5}}})
+	idx := s.put(t, oci.MediaTypeOCIIndex, map[string]any{"schemaVersion": 2, "mediaType": oci.MediaTypeOCIIndex,
+		"manifests": []any{map[string]any{"mediaType": oci.MediaTypeOCIManifest, "digest": "md5:abc", "size": 1}}})
+	for _, root := range []oci.Manifest{img, idx} {
+		err := Walk(t.Context(), s, root, Options{}, func(Node) error { return nil })
+		if !errors.Is(err, ocierr.DigestInvalid) {
+			t.Errorf("walking %s: %v, want DIGEST_INVALID", root.MediaType, err)
+		}
 	}
 }
