@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/cairn-mirror/cairn/internal/config"
+	"github.com/cairn-mirror/cairn/internal/route"
 )
 
 // runCLI runs the cairn command line in process and returns its stdout.
@@ -112,7 +113,15 @@ upstreams:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules, err := pinRules(cfg)
+	var routes []route.Namespace
+	for _, u := range cfg.Upstreams {
+		routes = append(routes, routeNamespace(u))
+	}
+	router, err := route.NewRouter(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := router.PinRules(cfg.Cache.Pin)
 	if err != nil {
 		t.Fatal(err)
 	}

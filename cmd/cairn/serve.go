@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -177,9 +176,9 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	pins, err := pinRules(cfg)
+	pins, err := router.PinRules(cfg.Cache.Pin)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("cache.pin: %w", err)
 	}
 	c, err := cache.New(store, nss,
 		cache.WithLogger(log.With("component", "cache")),
@@ -297,30 +296,6 @@ func (s *server) close() {
 		}
 	}
 	s.store.Close()
-}
-
-// pinRules parses the config's pin rules (validated with the config) and
-// adds library/ where the namespace does, so "docker.io/alpine:3.19" pins
-// docker.io/library/alpine:3.19 as a pull of "alpine" would.
-func pinRules(cfg *config.Config) ([]route.PinRule, error) {
-	prefixed := map[string]bool{}
-	for _, u := range cfg.Upstreams {
-		prefixed[u.Name] = *u.LibraryPrefix
-	}
-	rules := make([]route.PinRule, 0, len(cfg.Cache.Pin))
-	for _, raw := range cfg.Cache.Pin {
-		ns, rest, _ := strings.Cut(raw, "/")
-		repo := strings.FieldsFunc(rest, func(r rune) bool { return r == ':' || r == '@' })
-		if prefixed[ns] && len(repo) > 0 && !strings.ContainsAny(repo[0], "/*") {
-			raw = ns + "/library/" + rest
-		}
-		rule, err := route.ParsePinRule(raw)
-		if err != nil {
-			return nil, fmt.Errorf("cache.pin: %w", err)
-		}
-		rules = append(rules, rule)
-	}
-	return rules, nil
 }
 
 // routeNamespace is how the API's router sees a configured namespace.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
 
 // PinRule keeps content from eviction: an exact reference
@@ -39,6 +41,51 @@ func ParsePinRule(s string) (PinRule, error) {
 		return r, fmt.Errorf("pin %q: %w", s, err)
 	}
 	return r, ValidName(r.Repo)
+}
+
+// PinRule reads a pin rule (the grammar of ParsePinRule) whose first
+// component names a configured namespace or one of its aliases, and
+// returns it canonical, as the rest of cairn keys things: the namespace's
+// own name, and, in an exact reference to a one-component repository,
+// library/ where the namespace adds it to a pull (docker.io/alpine:3.19
+// is docker.io/library/alpine:3.19, as a pull of alpine:3.19 is). A glob
+// names repositories as they are stored and gets no library/. The
+// result's Raw is the canonical rule. A rule that does not parse wraps
+// ocierr.NameInvalid; one whose first component names no configured
+// namespace, ocierr.NameUnknown.
+func (r *Router) PinRule(s string) (PinRule, error) {
+	rule, err := ParsePinRule(s)
+	if err != nil {
+		return PinRule{Raw: s}, fmt.Errorf("%w: %w", err, ocierr.NameInvalid)
+	}
+	host, rest, ok := strings.Cut(rule.Repo, "/")
+	ns := r.byHost[strings.ToLower(host)]
+	if !ok || ns == nil {
+		return PinRule{Raw: s}, fmt.Errorf("pin %q: %q is not a configured namespace (want <namespace>/<repo>): %w", s, host, ocierr.NameUnknown)
+	}
+	canonical := ns.Name + "/" + rest
+	if rule.glob == nil {
+		sep := ":"
+		if IsDigest(rule.Ref) {
+			sep = "@"
+		}
+		canonical = ns.Name + "/" + ns.repoName(rest) + sep + rule.Ref
+	}
+	return ParsePinRule(canonical)
+}
+
+// PinRules reads rules with PinRule, in order; the error names the first
+// rule that is refused.
+func (r *Router) PinRules(rules []string) ([]PinRule, error) {
+	out := make([]PinRule, 0, len(rules))
+	for _, s := range rules {
+		rule, err := r.PinRule(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rule)
+	}
+	return out, nil
 }
 
 // Matches reports whether the rule covers canonical repository repo and tag.

@@ -75,10 +75,16 @@ func (r *Router) Resolve(name, nsParam string) (Repo, error) {
 	if err != nil {
 		return Repo{}, err
 	}
+	return Repo{Namespace: ns.Name, Name: ns.repoName(repo), Sent: name}, nil
+}
+
+// repoName is the name of repository repo inside ns: with library/ before
+// a one-component name where ns adds it (library_prefix).
+func (ns *Namespace) repoName(repo string) string {
 	if ns.LibraryPrefix && !strings.Contains(repo, "/") {
-		repo = "library/" + repo
+		return "library/" + repo
 	}
-	return Repo{Namespace: ns.Name, Name: repo, Sent: name}, nil
+	return repo
 }
 
 func (r *Router) pick(name, nsParam string) (*Namespace, string, error) {
