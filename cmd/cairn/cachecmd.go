@@ -18,6 +18,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/cairn-mirror/cairn/admin"
 	"github.com/cairn-mirror/cairn/storage"
 )
 
@@ -59,9 +60,9 @@ func cacheCommand() *cli.Command {
 }
 
 func cacheStatsCommand(c *cli.Context) error {
-	var st cacheStats
+	var st admin.CacheStats
 	err := withNodeOrStore(c, func(a *adminClient) error {
-		return a.do(c.Context, http.MethodGet, "/api/v1/cache/stats", &st)
+		return a.do(c.Context, http.MethodGet, admin.PathStats, &st)
 	}, func(s *storage.Store) error {
 		st.UsedBytes, st.Blobs = s.Usage() // no config offline: capacity unknown
 		return nil
@@ -87,12 +88,12 @@ func cacheStatsCommand(c *cli.Context) error {
 }
 
 func cacheVerifyCommand(c *cli.Context) error {
-	var res verifyResult
+	var res admin.VerifyResult
 	err := withNodeOrStore(c, func(a *adminClient) error {
-		return a.do(c.Context, http.MethodPost, "/api/v1/cache/verify", &res)
+		return a.do(c.Context, http.MethodPost, admin.PathVerify, &res)
 	}, func(s *storage.Store) error {
 		rep, err := s.Verify(c.Context)
-		res = newVerifyResult(rep)
+		res = admin.NewVerifyResult(rep)
 		return err
 	})
 	if err != nil {
@@ -112,14 +113,14 @@ func cacheRmCommand(c *cli.Context) error {
 	}
 	d := c.Args().First()
 	err := withNodeOrStore(c, func(a *adminClient) error {
-		return a.do(c.Context, http.MethodDelete, "/api/v1/cache/blobs/"+url.PathEscape(d), nil)
+		return a.do(c.Context, http.MethodDelete, admin.PathBlobs+url.PathEscape(d), nil)
 	}, func(s *storage.Store) error {
-		return removeBlob(s, d)
+		return admin.RemoveBlob(s, d)
 	})
 	if err != nil {
 		return err
 	}
-	return render(c, removeResult{Removed: d}, func(tw *tabwriter.Writer) {
+	return render(c, admin.RemoveResult{Removed: d}, func(tw *tabwriter.Writer) {
 		fmt.Fprintf(tw, "removed\t%s\n", d)
 	})
 }
@@ -212,9 +213,7 @@ func (a *adminClient) send(ctx context.Context, method, path string, in, out any
 		return fmt.Errorf("admin API %s %s: reading the answer: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Error string `json:"error"`
-		}
+		var e admin.ErrorBody
 		if json.Unmarshal(body, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(body))
 		}
@@ -271,13 +270,13 @@ func cacheLsCommand(c *cli.Context) error {
 
 // fetchTags gets the tag rows from the node, or from the stopped node's
 // data directory.
-func fetchTags(c *cli.Context) ([]tagRow, error) {
-	var rows []tagRow
+func fetchTags(c *cli.Context) ([]admin.TagRow, error) {
+	var rows []admin.TagRow
 	err := withNodeOrStore(c, func(a *adminClient) error {
-		return a.do(c.Context, http.MethodGet, "/api/v1/cache/repos", &rows)
+		return a.do(c.Context, http.MethodGet, admin.PathRepos, &rows)
 	}, func(s *storage.Store) error {
 		var err error
-		rows, err = listTags(s)
+		rows, err = admin.ListTags(s)
 		return err
 	})
 	return rows, err
@@ -295,9 +294,9 @@ func shortDigest(d string) string {
 // cachePinCommand is `cache pin` (pin true) or `cache unpin`. Pins are
 // set through the node's cache, which may fetch the image: no offline mode.
 func cachePinCommand(pin bool) cli.ActionFunc {
-	name, path := "unpin", "/api/v1/cache/unpin"
+	name, path := "unpin", admin.PathUnpin
 	if pin {
-		name, path = "pin", "/api/v1/cache/pin"
+		name, path = "pin", admin.PathPin
 	}
 	return func(c *cli.Context) error {
 		if c.NArg() != 1 {
@@ -307,8 +306,8 @@ func cachePinCommand(pin bool) cli.ActionFunc {
 		if err != nil {
 			return err
 		}
-		var res pinResult
-		err = a.send(c.Context, http.MethodPost, path, refRequest{Ref: c.Args().First()}, &res)
+		var res admin.PinResult
+		err = a.send(c.Context, http.MethodPost, path, admin.RefRequest{Ref: c.Args().First()}, &res)
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return fmt.Errorf("cache %s: pinning needs the running node (--data-dir is not enough): %w", name, err)
 		}
@@ -323,15 +322,15 @@ func cachePinCommand(pin bool) cli.ActionFunc {
 
 func cachePruneCommand(c *cli.Context) error {
 	raw := c.String("older-than")
-	age, err := parseAge(raw)
+	age, err := admin.ParseAge(raw)
 	if err != nil {
 		return fmt.Errorf("--older-than: %w", err)
 	}
-	var res pruneResult
+	var res admin.PruneResult
 	err = withNodeOrStore(c, func(a *adminClient) error {
-		return a.send(c.Context, http.MethodPost, "/api/v1/cache/prune", pruneRequest{OlderThan: raw}, &res)
+		return a.send(c.Context, http.MethodPost, admin.PathPrune, admin.PruneRequest{OlderThan: raw}, &res)
 	}, func(s *storage.Store) error {
-		res, err = pruneStore(s, age, nil)
+		res, err = admin.Prune(s, age, nil)
 		return err
 	})
 	if err != nil {
@@ -342,32 +341,18 @@ func cachePruneCommand(c *cli.Context) error {
 	})
 }
 
-// duReport is the answer of `cache du --json`.
-type duReport struct {
-	cacheStats
-	Namespaces []namespaceUsage `json:"namespaces"`
-}
-
-// namespaceUsage sums the stored closures of a namespace's tags. A blob
-// shared by several tags or namespaces is counted in each.
-type namespaceUsage struct {
-	Namespace string `json:"namespace"`
-	Tags      int    `json:"tags"`
-	Bytes     int64  `json:"bytes"`
-}
-
 func cacheDuCommand(c *cli.Context) error {
-	var rep duReport
+	var rep admin.DuReport
 	err := withNodeOrStore(c, func(a *adminClient) error {
-		var rows []tagRow
-		err := errors.Join(a.do(c.Context, http.MethodGet, "/api/v1/cache/stats", &rep.cacheStats),
-			a.do(c.Context, http.MethodGet, "/api/v1/cache/repos", &rows))
-		rep.Namespaces = byNamespace(rows)
+		var rows []admin.TagRow
+		err := errors.Join(a.do(c.Context, http.MethodGet, admin.PathStats, &rep.CacheStats),
+			a.do(c.Context, http.MethodGet, admin.PathRepos, &rows))
+		rep.Namespaces = admin.ByNamespace(rows)
 		return err
 	}, func(s *storage.Store) error {
 		rep.UsedBytes, rep.Blobs = s.Usage()
-		rows, err := listTags(s)
-		rep.Namespaces = byNamespace(rows)
+		rows, err := admin.ListTags(s)
+		rep.Namespaces = admin.ByNamespace(rows)
 		return err
 	})
 	if err != nil {
@@ -376,20 +361,7 @@ func cacheDuCommand(c *cli.Context) error {
 	return render(c, rep, func(tw *tabwriter.Writer) { printDu(tw, rep) })
 }
 
-// byNamespace sums tag rows per namespace, in the rows' order.
-func byNamespace(rows []tagRow) []namespaceUsage {
-	out := []namespaceUsage{}
-	for _, r := range rows {
-		if len(out) == 0 || out[len(out)-1].Namespace != r.Namespace {
-			out = append(out, namespaceUsage{Namespace: r.Namespace})
-		}
-		out[len(out)-1].Tags++
-		out[len(out)-1].Bytes += r.Bytes
-	}
-	return out
-}
-
-func printDu(tw *tabwriter.Writer, rep duReport) {
+func printDu(tw *tabwriter.Writer, rep admin.DuReport) {
 	capacity := "unknown (offline)"
 	switch {
 	case rep.CapacityBytes == nil:

@@ -9,8 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/cairn-mirror/cairn/admin"
 	"github.com/cairn-mirror/cairn/storage"
 )
 
@@ -47,13 +47,13 @@ func pullLayer(t *testing.T, f *fixture) string {
 	return d
 }
 
-func statsJSON(t *testing.T, args ...string) cacheStats {
+func statsJSON(t *testing.T, args ...string) admin.CacheStats {
 	t.Helper()
 	out, err := runCLI(t, append([]string{"cache", "stats", "--json"}, args...)...)
 	if err != nil {
 		t.Fatalf("cache stats %v: %v", args, err)
 	}
-	var st cacheStats
+	var st admin.CacheStats
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("cache stats --json: %v\n%s", err, out)
 	}
@@ -89,20 +89,20 @@ func TestCacheStats(t *testing.T) {
 func TestCacheVerifyNeedsToken(t *testing.T) {
 	f, tok := tokenFixture(t)
 	pullLayer(t, f)
-	admin := f.node.adminURL()
+	adminURL := f.node.adminURL()
 
-	out, err := runCLI(t, "cache", "verify", "--json", "--admin", admin, "--token-file", tok)
+	out, err := runCLI(t, "cache", "verify", "--json", "--admin", adminURL, "--token-file", tok)
 	if err != nil {
 		t.Fatalf("verify with the token: %v", err)
 	}
-	var res verifyResult
+	var res admin.VerifyResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Checked < 1 || len(res.Quarantined) != 0 {
 		t.Errorf("verify: %+v (%v), want >= 1 checked and nothing quarantined\n%s", res, err, out)
 	}
-	if _, err := runCLI(t, "cache", "verify", "--admin", admin); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := runCLI(t, "cache", "verify", "--admin", adminURL); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("verify without a token: got %v, want a 401 error", err)
 	}
-	resp, _ := get(t, "POST", admin+"/api/v1/cache/verify", "Authorization", "Bearer wrong")
+	resp, _ := get(t, "POST", adminURL+"/api/v1/cache/verify", "Authorization", "Bearer wrong")
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("verify with a wrong token: status %d, want 401", resp.StatusCode)
 	}
@@ -110,12 +110,12 @@ func TestCacheVerifyNeedsToken(t *testing.T) {
 
 func TestCacheGuardedCallsWithoutTokenFile(t *testing.T) {
 	f := newFixture(t)
-	admin := f.node.adminURL()
+	adminURL := f.node.adminURL()
 	for _, c := range []struct{ method, path string }{
 		{"POST", "/api/v1/cache/verify"},
 		{"DELETE", "/api/v1/cache/blobs/sha256:" + strings.Repeat("0", 64)},
 	} {
-		resp, body := get(t, c.method, admin+c.path, "Authorization", "Bearer anything")
+		resp, body := get(t, c.method, adminURL+c.path, "Authorization", "Bearer anything")
 		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "admin.token_file is not set") {
 			t.Errorf("%s %s without admin.token_file: %d %s, want 403 naming admin.token_file", c.method, c.path, resp.StatusCode, body)
 		}
@@ -125,18 +125,18 @@ func TestCacheGuardedCallsWithoutTokenFile(t *testing.T) {
 func TestCacheRmRefetches(t *testing.T) {
 	f, tok := tokenFixture(t)
 	d := pullLayer(t, f)
-	admin := f.node.adminURL()
+	adminURL := f.node.adminURL()
 	if n := f.docker.count("GET", "/blobs/"+d); n != 1 {
 		t.Fatalf("upstream GETs of %s after the first pull: %d, want 1", d, n)
 	}
-	if _, err := runCLI(t, "cache", "rm", "--admin", admin, d); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := runCLI(t, "cache", "rm", "--admin", adminURL, d); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("rm without a token: got %v, want a 401 error", err)
 	}
-	out, err := runCLI(t, "cache", "rm", "--admin", admin, "--token-file", tok, d)
+	out, err := runCLI(t, "cache", "rm", "--admin", adminURL, "--token-file", tok, d)
 	if err != nil || !strings.Contains(out, d) {
 		t.Fatalf("rm: %q, %v", out, err)
 	}
-	if _, err := runCLI(t, "cache", "rm", "--admin", admin, "--token-file", tok, d); err == nil || !strings.Contains(err.Error(), "404") {
+	if _, err := runCLI(t, "cache", "rm", "--admin", adminURL, "--token-file", tok, d); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("rm of a blob no longer cached: got %v, want a 404 error", err)
 	}
 	pullLayer(t, f)
@@ -211,13 +211,13 @@ func upstreamBlobGETs(f *fixture, digests []string) int {
 	return n
 }
 
-func lsJSON(t *testing.T, args ...string) []tagRow {
+func lsJSON(t *testing.T, args ...string) []admin.TagRow {
 	t.Helper()
 	out, err := runCLI(t, append([]string{"cache", "ls", "--json"}, args...)...)
 	if err != nil {
 		t.Fatalf("cache ls %v: %v", args, err)
 	}
-	var rows []tagRow
+	var rows []admin.TagRow
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("cache ls --json: %v\n%s", err, out)
 	}
@@ -265,18 +265,18 @@ func pinReasons(t *testing.T, dataDir string, digests []string) [][]string {
 }
 
 // pruneAll runs `cache prune --older-than 0s`: everything unpinned goes.
-func pruneAll(t *testing.T, args ...string) pruneResult {
+func pruneAll(t *testing.T, args ...string) admin.PruneResult {
 	t.Helper()
 	return pruneOlder(t, "0s", args...)
 }
 
-func pruneOlder(t *testing.T, age string, args ...string) pruneResult {
+func pruneOlder(t *testing.T, age string, args ...string) admin.PruneResult {
 	t.Helper()
 	out, err := runCLI(t, append([]string{"cache", "prune", "--json", "--older-than", age}, args...)...)
 	if err != nil {
 		t.Fatalf("cache prune %v: %v", args, err)
 	}
-	var res pruneResult
+	var res admin.PruneResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("cache prune --json: %v\n%s", err, out)
 	}
@@ -286,10 +286,10 @@ func pruneOlder(t *testing.T, age string, args ...string) pruneResult {
 func TestCachePinKeepsImageThroughPrune(t *testing.T) {
 	f, tok := tokenFixture(t)
 	digests, _ := pullImage(t, f.node, f)
-	admin := f.node.adminURL()
-	auth := []string{"--admin", admin, "--token-file", tok}
+	adminURL := f.node.adminURL()
+	auth := []string{"--admin", adminURL, "--token-file", tok}
 
-	if _, err := runCLI(t, "cache", "pin", "--admin", admin, alpineRef); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := runCLI(t, "cache", "pin", "--admin", adminURL, alpineRef); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("pin without a token: got %v, want a 401 error", err)
 	}
 	for _, c := range []struct{ ref, want string }{
@@ -312,8 +312,8 @@ func TestCachePinKeepsImageThroughPrune(t *testing.T) {
 
 	f.node.stop(t)
 	for i, reasons := range pinReasons(t, f.dataDir, digests) {
-		if !slices.Contains(reasons, pinReason) {
-			t.Errorf("pin reasons of %s after cache pin: got %v, want %q among them", digests[i], reasons, pinReason)
+		if !slices.Contains(reasons, admin.PinReason) {
+			t.Errorf("pin reasons of %s after cache pin: got %v, want %q among them", digests[i], reasons, admin.PinReason)
 		}
 	}
 	f.node = startNode(t, testConfig(t, f.dataDir, f.docker.host(), f.ghcr.host(), "admin: {token_file: '"+tok+"'}"))
@@ -364,30 +364,6 @@ func TestCachePruneKeepsRecent(t *testing.T) {
 	res := pruneOlder(t, "1d", "--admin", f.node.adminURL(), "--token-file", tok)
 	if len(res.Removed) != 0 {
 		t.Errorf("prune --older-than 1d right after a pull: removed %v, want nothing (%s is recent)", res.Removed, d)
-	}
-}
-
-func TestParseAge(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"720h", 720 * time.Hour, true},
-		{"30d", 30 * 24 * time.Hour, true},
-		{"0s", 0, true},
-		{"0d", 0, true},
-		{"1.5d", 0, false},
-		{"-1h", 0, false},
-		{"-2d", 0, false},
-		{"", 0, false},
-		{"d", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := parseAge(tt.in)
-		if got != tt.want || (err == nil) != tt.ok {
-			t.Errorf("parseAge(%q): got %v, %v, want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
-		}
 	}
 }
 

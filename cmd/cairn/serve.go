@@ -17,6 +17,7 @@ import (
 	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cairn-mirror/cairn/admin"
 	"github.com/cairn-mirror/cairn/auth"
 	"github.com/cairn-mirror/cairn/cache"
 	"github.com/cairn-mirror/cairn/internal/config"
@@ -103,7 +104,7 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		}
 	}()
 	live, upMetrics := new(liveAuth), upstream.NewMetrics(reg)
-	api, c, creds, err := buildAPI(cfg, store, reg, upMetrics, log, live)
+	api, c, router, creds, err := buildAPI(cfg, store, reg, upMetrics, log, live)
 	if err != nil {
 		return nil, err
 	}
@@ -134,9 +135,13 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 		s.apiLn = tls.NewListener(s.apiLn, tlsCfg)
 	}
 	if cfg.AdminListen != "" {
-		s.admin = s.newHTTPServer(requests, adminHandler(reg, &s.ready, &cacheAPI{
-			store: store, pins: c, capacity: int64(cfg.Cache.MaxSize), tokenFile: cfg.Admin.TokenFile, log: log.With("component", "admin"),
-		}), int(cfg.Limits.MaxHeaderBytes))
+		var adm *admin.API
+		if adm, err = admin.New(store, admin.WithCache(c, router), admin.WithCapacity(int64(cfg.Cache.MaxSize)),
+			admin.WithTokenFile(cfg.Admin.TokenFile), admin.WithMetrics(reg), admin.WithReadiness(s.ready.Load),
+			admin.WithLogger(log.With("component", "admin"))); err != nil {
+			return nil, err
+		}
+		s.admin = s.newHTTPServer(requests, adm, int(cfg.Limits.MaxHeaderBytes))
 		if s.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 			return nil, fmt.Errorf("admin_listen: %w", err)
 		}
@@ -147,12 +152,14 @@ func newServer(cfg *config.Config, log *slog.Logger) (_ *server, err error) {
 	return s, nil
 }
 
-// buildAPI wires upstream clients, the cache and the registry handler.
+// buildAPI wires upstream clients, the cache and the registry handler,
+// and returns the API's router too (the admin API canonicalises pins
+// with it).
 // live receives the authorizer, which reloads swap. prints are the
 // mirrors' credentials (credentials.print) as their clients read them, by
 // namespace, for reloads to tell which changed.
 func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry, upMetrics *upstream.Metrics, log *slog.Logger, live *liveAuth) (
-	_ http.Handler, _ *cache.Cache, prints map[string]string, err error) {
+	_ http.Handler, _ *cache.Cache, _ *route.Router, prints map[string]string, err error) {
 	prints = make(map[string]string, len(cfg.Upstreams))
 	nss := make([]cache.Namespace, 0, len(cfg.Upstreams))
 	routes := make([]route.Namespace, 0, len(cfg.Upstreams))
@@ -164,7 +171,7 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 		}
 		ns, fp, err := cacheNamespace(u, upMetrics, log)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		if u.Mirror() {
 			prints[u.Name] = fp
@@ -174,11 +181,11 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	}
 	router, err := route.NewRouter(routes)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	pins, err := router.PinRules(cfg.Cache.Pin)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("cache.pin: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("cache.pin: %w", err)
 	}
 	c, err := cache.New(store, nss,
 		cache.WithLogger(log.With("component", "cache")),
@@ -192,19 +199,19 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 			Sessions: cfg.Uploads.MaxSessions, SessionsPerUser: cfg.Uploads.MaxSessionsPerUser}),
 		cache.WithFillBound(cfg.Cache.FillMaxDuration.D()))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	authz, err := auth.NewAuthorizer(cfg.Auth, router, auth.WithLogger(log.With("component", "token")))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	h, err := registry.New(router, c, registry.WithLogger(log.With("component", "api")), registry.WithRegisterer(reg),
 		registry.WithAuthorizer(live), registry.WithPusher(c), registry.WithDeletes(deletes))
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, nil, err
 	}
 	live.use(authz)
-	return live.withTokenEndpoint(h), c, prints, nil
+	return live.withTokenEndpoint(h), c, router, prints, nil
 }
 
 // newHTTPServer serves h, counted in s.handlers, with requests' contexts

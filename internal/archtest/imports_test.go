@@ -12,6 +12,7 @@ const module = "github.com/cairn-mirror/cairn"
 // packages it may depend on, directly or not. internal/... is always allowed.
 var allowed = map[string][]string{
 	"registry":       nil,
+	"admin":          {"cache", "storage"},
 	"cache":          {"storage", "upstream"},
 	"replication":    {"storage", "upstream"},
 	"storage":        nil,
