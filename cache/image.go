@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -100,19 +99,13 @@ func (s imageSource) Referrers(ctx context.Context, dgst string) ([]oci.Descript
 	if err != nil {
 		return nil, err
 	}
-	var idx struct {
-		Manifests []struct {
-			MediaType string `json:"mediaType"`
-			Digest    string `json:"digest"`
-			Size      int64  `json:"size"`
-		} `json:"manifests"`
-	}
-	if err := json.Unmarshal(body, &idx); err != nil {
+	idx, err := oci.Parse(body)
+	if err != nil {
 		return nil, fmt.Errorf("referrers of %s: %w", dgst, err)
 	}
 	out := make([]oci.Descriptor, len(idx.Manifests))
 	for i, d := range idx.Manifests {
-		out[i] = oci.Descriptor{MediaType: d.MediaType, Digest: d.Digest, Size: d.Size}
+		out[i] = oci.DescriptorOf(d)
 	}
 	return out, nil
 }

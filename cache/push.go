@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
@@ -216,26 +219,6 @@ func (c *Cache) linkPushed(repo route.Repo, digest string) error {
 	return c.store.Pin(digest, storage.PushPinReason)
 }
 
-// pushedJSON holds what a pushed manifest names.
-type pushedJSON struct {
-	Config *struct {
-		Digest    string `json:"digest"`
-		MediaType string `json:"mediaType"`
-	} `json:"config"`
-	Layers       []pushedLayer             `json:"layers"`
-	Manifests    []struct{ Digest string } `json:"manifests"`
-	Subject      *struct{ Digest string }  `json:"subject"`
-	ArtifactType string                    `json:"artifactType"`
-	Annotations  map[string]string         `json:"annotations"`
-}
-
-// pushedLayer is a layer descriptor of a pushed manifest.
-type pushedLayer struct {
-	Digest    string   `json:"digest"`
-	MediaType string   `json:"mediaType"`
-	URLs      []string `json:"urls"`
-}
-
 // PutManifest stores a pushed manifest in repo, checks that repo holds
 // what it names (an index's children may be absent if absentChildren),
 // links and pins it, and points tag at it (source push) when tag is set.
@@ -244,9 +227,12 @@ func (c *Cache) PutManifest(_ context.Context, repo route.Repo, tag string, m oc
 	if err != nil {
 		return err
 	}
-	var pj pushedJSON
-	if err := json.Unmarshal(m.Body, &pj); err != nil {
+	pj, err := oci.Parse(m.Body)
+	if err != nil {
 		return fmt.Errorf("manifest %s: %v: %w", m.Digest, err, ocierr.ManifestInvalid)
+	}
+	if !oci.IsIndex(m.MediaType) && (m.MediaType == oci.MediaTypeOCIManifest || m.MediaType == oci.MediaTypeDockerManifest) && pj.Config.Digest == "" {
+		return fmt.Errorf("manifest %s: an image manifest without a config: %w", m.Digest, ocierr.ManifestInvalid)
 	}
 	required, optional := pushedChildren(pj, absentChildren)
 	present, err := c.children(ns, repo, m.Digest, required, true)
@@ -286,22 +272,22 @@ func (c *Cache) PutManifest(_ context.Context, repo route.Repo, tag string, m oc
 
 // pushedChildren lists what a manifest names that must be held, and what
 // may be absent: an index's children, when allowed.
-func pushedChildren(pj pushedJSON, absentChildren bool) (required, optional []string) {
-	if pj.Config != nil {
-		required = append(required, pj.Config.Digest)
+func pushedChildren(pj oci.Parsed, absentChildren bool) (required, optional []string) {
+	if pj.Config.Digest != "" {
+		required = append(required, pj.Config.Digest.String())
 	}
 	for _, l := range pj.Layers {
 		if foreign(l) {
-			optional = append(optional, l.Digest)
+			optional = append(optional, l.Digest.String())
 		} else {
-			required = append(required, l.Digest)
+			required = append(required, l.Digest.String())
 		}
 	}
 	for _, m := range pj.Manifests {
 		if absentChildren {
-			optional = append(optional, m.Digest)
+			optional = append(optional, m.Digest.String())
 		} else {
-			required = append(required, m.Digest)
+			required = append(required, m.Digest.String())
 		}
 	}
 	return required, optional
@@ -310,38 +296,30 @@ func pushedChildren(pj pushedJSON, absentChildren bool) (required, optional []st
 // foreign reports whether a layer may be absent from the registry: a
 // non-distributable layer (image-spec 1.0's foreign layers) with URLs to
 // fetch it from elsewhere, as distribution accepts it.
-func foreign(l pushedLayer) bool {
+func foreign(l specs.Descriptor) bool {
 	return len(l.URLs) > 0 && (strings.Contains(l.MediaType, ".nondistributable.") || strings.Contains(l.MediaType, ".foreign."))
 }
 
 // recordReferrer lists a pushed manifest that has a subject among the
 // subject's referrers in repo, and forgets referrers answers held for it.
-func (c *Cache) recordReferrer(repo route.Repo, m oci.Manifest, pj pushedJSON) error {
-	if pj.Subject == nil || route.ValidDigest(pj.Subject.Digest) != nil {
+func (c *Cache) recordReferrer(repo route.Repo, m oci.Manifest, pj oci.Parsed) error {
+	subject := pj.SubjectDigest()
+	if subject == "" || route.ValidDigest(subject) != nil {
 		return nil
 	}
 	at := pj.ArtifactType
-	if at == "" && pj.Config != nil && m.MediaType != oci.MediaTypeOCIIndex && m.MediaType != oci.MediaTypeDockerList {
+	if at == "" && pj.Config.Digest != "" && !oci.IsIndex(m.MediaType) {
 		at = pj.Config.MediaType // image-spec: an image's artifact type defaults to its config's
 	}
-	desc, err := json.Marshal(referrerDescriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, ArtifactType: at, Annotations: pj.Annotations})
+	desc, err := json.Marshal(specs.Descriptor{MediaType: m.MediaType, Digest: digest.Digest(m.Digest), Size: m.Size, ArtifactType: at, Annotations: pj.Annotations})
 	if err != nil {
 		return err
 	}
-	if err := c.store.PutReferrer(repo.Namespace, repo.Name, pj.Subject.Digest, m.Digest, desc); err != nil {
+	if err := c.store.PutReferrer(repo.Namespace, repo.Name, subject, m.Digest, desc); err != nil {
 		return err
 	}
-	c.dropReferrers(repo, pj.Subject.Digest)
+	c.dropReferrers(repo, subject)
 	return nil
-}
-
-// referrerDescriptor is one entry of a referrers list.
-type referrerDescriptor struct {
-	MediaType    string            `json:"mediaType"`
-	Digest       string            `json:"digest"`
-	Size         int64             `json:"size"`
-	ArtifactType string            `json:"artifactType,omitempty"`
-	Annotations  map[string]string `json:"annotations,omitempty"`
 }
 
 // children returns which of digests repo holds; if must, one it does not

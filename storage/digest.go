@@ -7,6 +7,8 @@ import (
 	"hash"
 	"path/filepath"
 	"strings"
+
+	"github.com/cairn-mirror/cairn/internal/route"
 )
 
 // parsedDigest is a validated digest split into its algorithm and hex parts.
@@ -15,17 +17,14 @@ type parsedDigest struct {
 	hex string // lowercase
 }
 
-// hexLen is the encoded length of each supported algorithm.
-var hexLen = map[string]int{"sha256": 64, "sha512": 128}
-
 // parseDigest accepts only "sha256:<64 lowercase hex>" and
-// "sha512:<128 lowercase hex>", so a digest is always safe as a path.
+// "sha512:<128 lowercase hex>" (route.ValidDigest, cairn's one digest
+// grammar), so a digest is always safe as a path.
 func parseDigest(d string) (parsedDigest, error) {
-	alg, h, ok := strings.Cut(d, ":")
-	n, known := hexLen[alg]
-	if !ok || !known || !isLowerHex(h, n) {
+	if route.ValidDigest(d) != nil {
 		return parsedDigest{}, fmt.Errorf("storage: %q: %w", d, ErrInvalidDigest)
 	}
+	alg, h, _ := strings.Cut(d, ":")
 	return parsedDigest{alg: alg, hex: h}, nil
 }
 

@@ -1,12 +1,13 @@
 package storage
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/cairn-mirror/cairn/internal/oci"
 )
 
 // maxManifestSize is the largest body ReadManifest loads into memory; it
@@ -47,36 +48,17 @@ func (s *Store) PutManifest(digest, mediaType string, body []byte, w ManifestWri
 	})
 }
 
-// manifestJSON holds the fields of an OCI / Docker manifest or index that
-// name other content.
-type manifestJSON struct {
-	Manifests []descriptor `json:"manifests"`
-	Config    *descriptor  `json:"config"`
-	Layers    []descriptor `json:"layers"`
-	Subject   *descriptor  `json:"subject"`
-}
-
-type descriptor struct {
-	Digest string `json:"digest"`
-}
-
 // manifestChildren returns the valid, distinct digests a manifest body
 // names, sorted; none if the body is not a JSON object.
 func manifestChildren(body []byte) []string {
-	var m manifestJSON
-	if err := json.Unmarshal(body, &m); err != nil {
+	m, err := oci.Parse(body)
+	if err != nil {
 		return nil
 	}
-	descs := append(slices.Clone(m.Manifests), m.Layers...)
-	for _, d := range []*descriptor{m.Config, m.Subject} {
-		if d != nil {
-			descs = append(descs, *d)
-		}
-	}
 	var out []string
-	for _, d := range descs {
-		if _, err := parseDigest(d.Digest); err == nil {
-			out = append(out, d.Digest)
+	for _, d := range m.Names() {
+		if _, err := parseDigest(d); err == nil {
+			out = append(out, d)
 		}
 	}
 	slices.Sort(out)
