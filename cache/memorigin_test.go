@@ -35,6 +35,7 @@ type memOrigin struct {
 	tags      map[string]string       // repo:tag -> digest
 	blobs     map[string][]byte
 	down      bool
+	hang      bool // OpenBlob waits for its ctx to end
 	breakAt   int64
 	calls     map[string]int // method -> count
 	offsets   []int64        // OpenBlob offsets, in order
@@ -147,9 +148,16 @@ func (o *memOrigin) HeadBlob(_ context.Context, _, digest string) (oci.Descripto
 	return oci.Descriptor{MediaType: oci.MediaTypeOctetStream, Digest: digest, Size: int64(len(b))}, nil
 }
 
-func (o *memOrigin) OpenBlob(_ context.Context, _, digest string, offset int64) (*oci.RemoteBlob, error) {
+func (o *memOrigin) OpenBlob(ctx context.Context, _, digest string, offset int64) (*oci.RemoteBlob, error) {
 	if err := o.enter("OpenBlob"); err != nil {
 		return nil, err
+	}
+	o.mu.Lock()
+	hang := o.hang
+	o.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -173,6 +181,12 @@ func (errReader) Read([]byte) (int, error) { return 0, errors.New("connection re
 // memCache is a cache whose docker.io namespace reads from o.
 func memCache(t *testing.T, o cache.Origin, opts ...cache.Option) (*cache.Cache, *storage.Store, *clock) {
 	t.Helper()
+	return memCacheIdle(t, o, time.Minute, opts...)
+}
+
+// memCacheIdle is memCache with the namespace's fill idle timeout.
+func memCacheIdle(t *testing.T, o cache.Origin, idle time.Duration, opts ...cache.Option) (*cache.Cache, *storage.Store, *clock) {
+	t.Helper()
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	store, err := storage.Open(t.TempDir())
 	if err != nil {
@@ -180,7 +194,7 @@ func memCache(t *testing.T, o cache.Origin, opts ...cache.Option) (*cache.Cache,
 	}
 	t.Cleanup(func() { store.Close() })
 	ns := cache.Namespace{Name: "docker.io", Origin: o, TagTTL: time.Minute, ServeStale: true,
-		FillIdleTimeout: time.Minute, HeadTimeout: time.Second, RequestTimeout: 5 * time.Second}
+		FillIdleTimeout: idle, HeadTimeout: time.Second, RequestTimeout: 5 * time.Second}
 	opts = append([]cache.Option{cache.WithClock(clk.Now), cache.WithBreaker(3, 10*time.Second)}, opts...)
 	c, err := cache.New(store, []cache.Namespace{ns}, opts...)
 	if err != nil {
@@ -304,6 +318,29 @@ func TestOwnersAreAskedInRankBeforeTheUpstream(t *testing.T) {
 	}
 	if n := peer.count("OpenBlob"); n != 1 {
 		t.Errorf("self first: an owner ranked after this node was asked")
+	}
+}
+
+// An owner peer that never answers a blob fill is passed over for the
+// upstream within the fill's idle timeout: the fill completes, and the
+// pass is counted as a timeout.
+func TestFillPassesOverAPeerThatHangs(t *testing.T) {
+	up, peer := newMemOrigin(), newMemOrigin()
+	data := []byte("a layer behind a hanging owner")
+	dgst := up.putBlob(data)
+	peer.set(func(o *memOrigin) { o.hang = true })
+	reg := prometheus.NewRegistry()
+	c, _, _ := memCacheIdle(t, up, 400*time.Millisecond, cache.WithRegisterer(reg),
+		cache.WithOwners(ranked{{Name: "edge-b", Origin: peer}, {Name: "self", Self: true}}))
+	got, err := readBlob(t, c, dgst)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read %q, %v; want the upstream's bytes", got, err)
+	}
+	if n := up.count("OpenBlob"); n != 1 {
+		t.Errorf("the upstream was asked %d times, want 1", n)
+	}
+	if got := passedOver(t, reg); got != "docker.io peer timeout 1" {
+		t.Errorf("passed over: %q; want the hanging owner once, timeout", got)
 	}
 }
 

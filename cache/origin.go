@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,30 +219,70 @@ func (c *Cache) newOriginSource(ns *Namespace, repo, dgst string) *originSource 
 	return &originSource{c: c, ns: ns, repo: repo, digest: dgst, cands: c.candidates(ns, dgst)}
 }
 
-// Open opens the body at offset, under each origin's breaker (no timeout:
-// the fill's idle timer bounds the body).
+// Open opens the body at offset, under each origin's breaker. The last
+// origin has no timeout of its own: the fill's idle timer bounds it. One
+// before it (an owner peer) must answer within half the idle timeout, so
+// that a peer that hangs is passed over for the next while the fill's own
+// timer still runs, instead of failing the fill.
 func (s *originSource) Open(ctx context.Context, offset int64) (*oci.RemoteBlob, error) {
 	if len(s.cands) == 0 {
 		return nil, fmt.Errorf("blob %s: no origin: %w", s.digest, ocierr.BlobUnknown)
 	}
 	var err error
 	for i := int(s.at.Load()); i < len(s.cands); i++ {
-		cand := s.cands[i]
+		last := i == len(s.cands)-1
 		var b *oci.RemoteBlob
-		err = s.c.guard(ctx, cand, 0, func(ctx context.Context) (err error) {
-			b, err = cand.origin.OpenBlob(ctx, s.repo, s.digest, offset)
-			return err
-		})
+		b, err = s.open(ctx, s.cands[i], offset, last)
 		if err == nil {
 			return b, nil
 		}
-		if ctx.Err() != nil || i == len(s.cands)-1 {
+		if ctx.Err() != nil || last {
 			break
 		}
-		s.c.passedOver(s.ns, cand, err)
+		s.c.passedOver(s.ns, s.cands[i], err)
 		s.at.CompareAndSwap(int32(i), int32(i+1))
 	}
 	return nil, err
+}
+
+func (s *originSource) open(ctx context.Context, cand candidate, offset int64, last bool) (*oci.RemoteBlob, error) {
+	if last {
+		var b *oci.RemoteBlob
+		err := s.c.guard(ctx, cand, 0, func(ctx context.Context) (err error) {
+			b, err = cand.origin.OpenBlob(ctx, s.repo, s.digest, offset)
+			return err
+		})
+		return b, err
+	}
+	octx, cancel := context.WithCancelCause(ctx)
+	wait := time.AfterFunc(s.ns.FillIdleTimeout/2, func() { cancel(errIdle) })
+	var b *oci.RemoteBlob
+	err := s.c.guard(octx, cand, 0, func(ctx context.Context) (err error) {
+		b, err = cand.origin.OpenBlob(ctx, s.repo, s.digest, offset)
+		return err
+	})
+	if !wait.Stop() || err != nil {
+		cancel(nil)
+		if err == nil { // answered as the timer fired: the body is cut
+			b.Body.Close()
+			err = fmt.Errorf("%s %s: %w: %w", cand.kind, cand.name, errIdle, ocierr.Unavailable)
+		}
+		return nil, err
+	}
+	b.Body = cancelOnClose{ReadCloser: b.Body, cancel: cancel} // the body reads under octx
+	return b, nil
+}
+
+// cancelOnClose ends a body's own context when the body is closed.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelCauseFunc
+}
+
+func (b cancelOnClose) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel(nil)
+	return err
 }
 
 // breakerSet holds the peers' breakers (the namespaces' are made in New).

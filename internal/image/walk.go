@@ -18,6 +18,7 @@ import (
 	specs "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/cairn-mirror/cairn/internal/oci"
+	"github.com/cairn-mirror/cairn/internal/ocierr"
 	"github.com/cairn-mirror/cairn/internal/route"
 )
 
@@ -84,7 +85,17 @@ type walker struct {
 	want  []v1.Platform
 	visit func(Node) error
 	seen  map[string]bool
+	depth int // manifests on the way down to this one
+	count int // manifests visited
 }
+
+// Bounds on a walk, against an origin that serves an endless chain of
+// indexes or referrers: real images nest an index over manifests, and
+// referrers a level or two below them.
+const (
+	MaxDepth     = 16
+	MaxManifests = 10000
+)
 
 func (w *walker) manifest(ctx context.Context, m oci.Manifest, parent string) error {
 	if w.seen[m.Digest] {
@@ -93,6 +104,11 @@ func (w *walker) manifest(ctx context.Context, m oci.Manifest, parent string) er
 	w.seen[m.Digest] = true
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	w.depth++
+	defer func() { w.depth-- }()
+	if w.count++; w.depth > MaxDepth || w.count > MaxManifests {
+		return fmt.Errorf("image: %s: nested deeper than %d or more than %d manifests: %w", m.Digest, MaxDepth, MaxManifests, ocierr.ManifestInvalid)
 	}
 	if oci.IsIndex(m.MediaType) {
 		if err := w.index(ctx, m); err != nil {

@@ -199,3 +199,17 @@ func TestWalkRefusesAMalformedDigest(t *testing.T) {
 		}
 	}
 }
+
+// An origin serving an endless chain of indexes stops the walk at MaxDepth
+// with MANIFEST_INVALID instead of exhausting the stack.
+func TestWalkStopsAtMaxDepth(t *testing.T) {
+	s := &memSource{manifests: map[string]oci.Manifest{}, referrers: map[string][]oci.Descriptor{}}
+	m := s.image(t, "cfg", "layer")
+	for range MaxDepth + 2 {
+		m = s.put(t, oci.MediaTypeOCIIndex, map[string]any{"schemaVersion": 2, "mediaType": oci.MediaTypeOCIIndex, "manifests": []any{entry(m, nil)}})
+	}
+	err := Walk(t.Context(), s, m, Options{}, func(Node) error { return nil })
+	if !errors.Is(err, ocierr.ManifestInvalid) || !strings.Contains(err.Error(), "nested deeper") {
+		t.Errorf("a chain of %d indexes: %v, want MANIFEST_INVALID for depth", MaxDepth+2, err)
+	}
+}
