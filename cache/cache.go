@@ -83,11 +83,12 @@ type Cache struct {
 	pressure     chan struct{} // wakes Run after a commit
 	evictShort   atomic.Bool   // the last eviction left usage over the high mark
 
-	stats      counters            // for Stats
-	flights    singleflight.Group  // coalesced manifest fetches, HEADs, confirmations
-	breakers   map[string]*breaker // by namespace: their upstreams'
-	breakerSet                     // the peers'
-	owners     Owners
+	stats        counters            // for Stats
+	flights      singleflight.Group  // coalesced manifest fetches, HEADs, confirmations
+	breakers     map[string]*breaker // by namespace: their upstreams'
+	peerMu       sync.Mutex
+	peerBreakers map[string]*breaker // by node name, made on first use
+	owners       Owners
 
 	platformSpec    string        // WithDefaultPlatform's argument
 	defaultPlatform v1.Platform   // parsed by New
@@ -152,7 +153,7 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		breakers:     make(map[string]*breaker),
 		owners:       alone{},
 		platformSpec: DefaultPlatform,
-		breakerSet:   breakerSet{peerBreakers: make(map[string]*breaker)},
+		peerBreakers: make(map[string]*breaker),
 		breakAt:      5,
 		cooldown:     30 * time.Second,
 

@@ -129,17 +129,27 @@ func newEnv(t *testing.T, tweak func(*cache.Namespace), opts ...cache.Option) *e
 // mirroring url, under an injected clock; tweak adjusts the namespace.
 func cacheOver(t *testing.T, url string, tweak func(*cache.Namespace), opts ...cache.Option) (*cache.Cache, *storage.Store, *clock) {
 	t.Helper()
+	return cacheWith(t, func(now func() time.Time) cache.Origin {
+		client, err := upstream.New("docker.io", url, upstream.WithClock(now), upstream.WithRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client
+	}, tweak, opts...)
+}
+
+// cacheWith builds a cache on a fresh store with one namespace, docker.io,
+// reading from the origin newOrigin makes (given the injected clock);
+// tweak, if not nil, adjusts the namespace.
+func cacheWith(t *testing.T, newOrigin func(now func() time.Time) cache.Origin, tweak func(*cache.Namespace), opts ...cache.Option) (*cache.Cache, *storage.Store, *clock) {
+	t.Helper()
 	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	store, err := storage.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	client, err := upstream.New("docker.io", url, upstream.WithClock(clk.Now), upstream.WithRetries(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns := cache.Namespace{Name: "docker.io", Origin: client, TagTTL: time.Minute, ServeStale: true,
+	ns := cache.Namespace{Name: "docker.io", Origin: newOrigin(clk.Now), TagTTL: time.Minute, ServeStale: true,
 		FillIdleTimeout: time.Minute, HeadTimeout: time.Second, RequestTimeout: 5 * time.Second}
 	if tweak != nil {
 		tweak(&ns)

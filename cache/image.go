@@ -46,15 +46,6 @@ func childFor(index []byte, p v1.Platform) (string, bool) {
 // ImageOptions selects what FetchImage holds of an image.
 type ImageOptions = image.Options
 
-// Fetched counts what FetchImage walked: every manifest and blob of the
-// closure, how many of them it had to fetch, and the closure's bytes.
-type Fetched struct {
-	Root             string
-	Manifests, Blobs int
-	FetchedBlobs     int
-	Bytes            int64
-}
-
 // FetchImage makes sure the image ref (a tag or a digest) names in repo is
 // held whole: the manifest, the children of the platforms asked for, every
 // config and layer, and, with opts.Referrers, the referrers of each
@@ -62,26 +53,17 @@ type Fetched struct {
 // cache's own flights (one upstream fetch per digest however many callers
 // walk the same image); what is held is only checked. It returns when
 // everything is stored, or with the first error.
-func (c *Cache) FetchImage(ctx context.Context, repo route.Repo, ref string, opts ImageOptions) (Fetched, error) {
+func (c *Cache) FetchImage(ctx context.Context, repo route.Repo, ref string, opts ImageOptions) error {
 	root, err := c.Manifest(ctx, repo, ref, nil)
 	if err != nil {
-		return Fetched{}, err
-	}
-	out := Fetched{Root: root.Digest}
-	err = image.Walk(ctx, imageSource{c: c, repo: repo}, root, opts, func(n image.Node) error {
-		out.Bytes += n.Descriptor.Size
-		if n.Kind == image.Manifest {
-			out.Manifests++
-			return nil
-		}
-		out.Blobs++
-		fetched, err := c.fetchBlob(ctx, repo, n.Descriptor.Digest)
-		if fetched {
-			out.FetchedBlobs++
-		}
 		return err
+	}
+	return image.Walk(ctx, imageSource{c: c, repo: repo}, root, opts, func(n image.Node) error {
+		if n.Kind == image.Manifest {
+			return nil // read, verified and stored by the walk's Source
+		}
+		return c.fetchBlob(ctx, repo, n.Descriptor.Digest)
 	})
-	return out, err
 }
 
 // imageSource reads an image's manifests and referrers through the cache.

@@ -187,19 +187,7 @@ func memCache(t *testing.T, o cache.Origin, opts ...cache.Option) (*cache.Cache,
 // memCacheIdle is memCache with the namespace's fill idle timeout.
 func memCacheIdle(t *testing.T, o cache.Origin, idle time.Duration, opts ...cache.Option) (*cache.Cache, *storage.Store, *clock) {
 	t.Helper()
-	clk := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	store, err := storage.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	ns := cache.Namespace{Name: "docker.io", Origin: o, TagTTL: time.Minute, ServeStale: true,
-		FillIdleTimeout: idle, HeadTimeout: time.Second, RequestTimeout: 5 * time.Second}
-	opts = append([]cache.Option{cache.WithClock(clk.Now), cache.WithBreaker(3, 10*time.Second)}, opts...)
-	c, err := cache.New(store, []cache.Namespace{ns}, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, store, clk := cacheWith(t, func(func() time.Time) cache.Origin { return o }, func(ns *cache.Namespace) { ns.FillIdleTimeout = idle }, opts...)
 	t.Cleanup(c.Close)
 	return c, store, clk
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -154,22 +153,31 @@ func fromOrigins[T any](ctx context.Context, c *Cache, ns *Namespace, key string
 	if len(cands) == 0 {
 		return zero, fmt.Errorf("namespace %s has no origin for %s: %w", ns.Name, key, ocierr.ManifestUnknown)
 	}
-	var err error
-	for i, cand := range cands {
-		var v T
-		err = c.guard(ctx, cand, timeout, func(ctx context.Context) (err error) {
-			v, err = call(ctx, cand.origin)
+	var v T
+	_, err := c.try(ctx, ns, cands, 0, func(i int) (err error) {
+		return c.guard(ctx, cands[i], timeout, func(ctx context.Context) (err error) {
+			v, err = call(ctx, cands[i].origin)
 			return err
 		})
-		if err == nil {
-			return v, nil
+	})
+	return v, err
+}
+
+// try runs attempt on cands[from:] in turn until one succeeds, and says
+// which. A failure passes to the next candidate, counted with its reason,
+// unless the caller's ctx ended; the last failure is returned (at -1).
+func (c *Cache) try(ctx context.Context, ns *Namespace, cands []candidate, from int, attempt func(i int) error) (int, error) {
+	var err error
+	for i := from; i < len(cands); i++ {
+		if err = attempt(i); err == nil {
+			return i, nil
 		}
 		if ctx.Err() != nil || i == len(cands)-1 {
 			break
 		}
-		c.passedOver(ns, cand, err)
+		c.passedOver(ns, cands[i], err)
 	}
-	return zero, err
+	return -1, err
 }
 
 // passedOver counts and logs an origin left for the next one.
@@ -228,21 +236,16 @@ func (s *originSource) Open(ctx context.Context, offset int64) (*oci.RemoteBlob,
 	if len(s.cands) == 0 {
 		return nil, fmt.Errorf("blob %s: no origin: %w", s.digest, ocierr.BlobUnknown)
 	}
-	var err error
-	for i := int(s.at.Load()); i < len(s.cands); i++ {
-		last := i == len(s.cands)-1
-		var b *oci.RemoteBlob
-		b, err = s.open(ctx, s.cands[i], offset, last)
-		if err == nil {
-			return b, nil
-		}
-		if ctx.Err() != nil || last {
-			break
-		}
-		s.c.passedOver(s.ns, s.cands[i], err)
-		s.at.CompareAndSwap(int32(i), int32(i+1))
+	from := int(s.at.Load())
+	var b *oci.RemoteBlob
+	i, err := s.c.try(ctx, s.ns, s.cands, from, func(i int) (err error) {
+		b, err = s.open(ctx, s.cands[i], offset, i == len(s.cands)-1)
+		return err
+	})
+	if i > from {
+		s.at.CompareAndSwap(int32(from), int32(i)) // the ones before failed it
 	}
-	return nil, err
+	return b, err
 }
 
 func (s *originSource) open(ctx context.Context, cand candidate, offset int64, last bool) (*oci.RemoteBlob, error) {
@@ -283,10 +286,4 @@ func (b cancelOnClose) Close() error {
 	err := b.ReadCloser.Close()
 	b.cancel(nil)
 	return err
-}
-
-// breakerSet holds the peers' breakers (the namespaces' are made in New).
-type breakerSet struct {
-	peerMu       sync.Mutex
-	peerBreakers map[string]*breaker
 }

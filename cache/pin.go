@@ -34,7 +34,7 @@ func (c *Cache) Pin(ctx context.Context, ref, reason string) error {
 	if err := c.pinClosure(dgst, reason); err != nil {
 		return err
 	}
-	if _, err := c.FetchImage(ctx, repo, dgst, ImageOptions{Platforms: c.pinPlatforms}); err != nil {
+	if err := c.FetchImage(ctx, repo, dgst, ImageOptions{Platforms: c.pinPlatforms}); err != nil {
 		return fmt.Errorf("pinned, but not whole: %w", err)
 	}
 	return c.pinClosure(dgst, reason)
@@ -261,39 +261,38 @@ func (c *Cache) prefetch(ctx context.Context, r route.PinRule) error {
 	if err := c.pinClosure(dgst, rulePrefix+r.Raw); err != nil {
 		return err
 	}
-	_, err = c.FetchImage(ctx, repo, dgst, ImageOptions{Platforms: c.pinPlatforms})
+	err = c.FetchImage(ctx, repo, dgst, ImageOptions{Platforms: c.pinPlatforms})
 	if err == nil {
 		err = c.pinClosure(dgst, rulePrefix+r.Raw) // what arrived meanwhile
 	}
 	return err
 }
 
-// fetchBlob makes sure dgst is stored, reading it through a fill if not;
-// fetched reports that it was not held.
-func (c *Cache) fetchBlob(ctx context.Context, repo route.Repo, dgst string) (fetched bool, err error) {
+// fetchBlob makes sure dgst is stored, reading it through a fill if not.
+func (c *Cache) fetchBlob(ctx context.Context, repo route.Repo, dgst string) error {
 	if _, err := c.store.Stat(dgst); err == nil {
-		return false, nil
+		return nil
 	}
 	b, err := c.OpenBlob(ctx, repo, dgst)
 	if err != nil {
-		return true, err
+		return err
 	}
 	defer b.Close()
 	if _, err := b.WriteRange(ctx, io.Discard, 0, b.Size()); err != nil {
-		return true, err
+		return err
 	}
 	// A reader is done once the bytes match; the caller wants them stored.
 	if r, ok := b.(*follower); ok {
 		if err := r.settled(ctx); err != nil {
-			return true, err
+			return err
 		}
 	}
 	// A read that went uncached (a full disk) stored nothing: the image is
 	// not whole, and the caller may try again later.
 	if _, err := c.store.Stat(dgst); err != nil {
-		return true, fmt.Errorf("%s read but not stored: %w", dgst, err)
+		return fmt.Errorf("%s read but not stored: %w", dgst, err)
 	}
-	return true, nil
+	return nil
 }
 
 // KeepPins applies the pin rules at start, fetching the images exact rules

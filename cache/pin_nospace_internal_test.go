@@ -66,7 +66,7 @@ func TestPinFetchOfAnUncachedReadFails(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	_, err = c.fetchBlob(ctx, repo, dgst)
+	err = c.fetchBlob(ctx, repo, dgst)
 	_, statErr := st.Stat(dgst)
 	if err == nil && statErr != nil {
 		t.Errorf("fetchBlob (pin prefetch) returned nil, but the blob is not stored (Stat: %v): the pin counts it in place and is not retried", statErr)

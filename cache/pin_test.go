@@ -61,20 +61,7 @@ func TestPinsSurviveEviction(t *testing.T) {
 	if err := e.c.EnforceLimit(); err != nil {
 		t.Fatal(err)
 	}
-	im, _ := idx.IndexManifest()
-	want := []string{mustDigestOf(t, idx)}
-	for _, m := range im.Manifests {
-		want = append(want, m.Digest.String())
-		img, _ := idx.Image(m.Digest)
-		cfg, _ := img.ConfigName()
-		want = append(want, cfg.String())
-		layers, _ := img.Layers()
-		for _, l := range layers {
-			d, _ := l.Digest()
-			want = append(want, d.String())
-		}
-	}
-	for _, d := range want {
+	for _, d := range closureOf(t, idx) {
 		if _, err := e.store.Stat(d); err != nil {
 			t.Errorf("pinned %s: %v (evicted or never fetched)", d, err)
 		}
@@ -95,7 +82,7 @@ func TestPinsSurviveEviction(t *testing.T) {
 	if err := e.c.EnforceLimit(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.store.Stat(want[0]); err == nil {
+	if _, err := e.store.Stat(mustDigestOf(t, idx)); err == nil {
 		t.Errorf("the index survived eviction after unpinning")
 	}
 }
@@ -189,18 +176,7 @@ func TestPinFetchesTheWholeImage(t *testing.T) {
 	if err := e.c.Pin(t.Context(), "docker.io/library/whole:1.0", "cli"); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{mustDigestOf(t, idx)}
-	for _, img := range []v1.Image{amd, arm} {
-		want = append(want, mustDigestOf(t, img))
-		cfg, _ := img.ConfigName()
-		want = append(want, cfg.String())
-		layers, _ := img.Layers()
-		for _, l := range layers {
-			d, _ := l.Digest()
-			want = append(want, d.String())
-		}
-	}
-	for _, d := range want {
+	for _, d := range closureOf(t, idx) {
 		if _, err := e.store.Stat(d); err != nil {
 			t.Errorf("%s not held after the pin: %v", d, err)
 			continue
@@ -209,4 +185,29 @@ func TestPinFetchesTheWholeImage(t *testing.T) {
 			t.Errorf("%s pin reasons %v, %v; want [cli]", d, reasons, err)
 		}
 	}
+}
+
+// closureOf is every digest of idx: the index, each child, its config and
+// its layers.
+func closureOf(t *testing.T, idx v1.ImageIndex) []string {
+	t.Helper()
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []string{mustDigestOf(t, idx)}
+	for _, m := range im.Manifests {
+		img, err := idx.Image(m.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := img.ConfigName()
+		out = append(out, m.Digest.String(), cfg.String())
+		layers, _ := img.Layers()
+		for _, l := range layers {
+			d, _ := l.Digest()
+			out = append(out, d.String())
+		}
+	}
+	return out
 }

@@ -23,7 +23,6 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -151,25 +150,7 @@ func negManifestOf(t *testing.T, m manifester) negManifest {
 // its Docker manifest and config types. Two random 16 KiB layers.
 func dockerImage(t *testing.T, arch string) v1.Image {
 	t.Helper()
-	img := empty.Image
-	for range 2 {
-		l, err := random.Layer(16<<10, types.DockerLayer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if img, err = mutate.AppendLayers(img, l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cf, err := img.ConfigFile()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = "linux", arch
-	if img, err = mutate.ConfigFile(img, cf); err != nil {
-		t.Fatal(err)
-	}
+	img := randomImage(t, empty.Image, types.DockerLayer, arch, 2, 16<<10, nil)
 	if mt, err := img.MediaType(); err != nil || mt != types.DockerManifestSchema2 {
 		t.Fatalf("harness: the crane-append image has media type %q (%v), want %s", mt, err, types.DockerManifestSchema2)
 	}

@@ -293,30 +293,27 @@ func seedConformance(ctx context.Context, t *testing.T, u *upstream) *confFixtur
 	addImage(img)
 	fx.subject = mustDigest(t, img.Digest)
 
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, arch := range indexArches {
-		child := ociImage(t, arch)
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
-			Add:        child,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}},
-		})
-		addImage(child)
+	// An index of each kind, linux/<arch> children seeded as images too.
+	platformIndex := func(mt types.MediaType, image func(*testing.T, string) v1.Image) v1.ImageIndex {
+		idx := mutate.IndexMediaType(empty.Index, mt)
+		for _, arch := range indexArches {
+			child := image(t, arch)
+			idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
+				Add:        child,
+				Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}},
+			})
+			addImage(child)
+		}
+		return idx
 	}
+	idx := platformIndex(types.OCIImageIndex, ociImage)
 	push(ctx, t, repo.Tag("multi").String(), idx)
 	fx.manifests = append(fx.manifests, mustDigest(t, idx.Digest).String())
 
 	docker := dockerImage(t, runtime.GOARCH)
 	push(ctx, t, repo.Tag("docker").String(), docker)
 	addImage(docker)
-	list := mutate.IndexMediaType(empty.Index, types.DockerManifestList)
-	for _, arch := range indexArches {
-		child := dockerImage(t, arch)
-		list = mutate.AppendManifests(list, mutate.IndexAddendum{
-			Add:        child,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}},
-		})
-		addImage(child)
-	}
+	list := platformIndex(types.DockerManifestList, dockerImage)
 	push(ctx, t, repo.Tag("docker-multi").String(), list)
 	fx.manifests = append(fx.manifests, mustDigest(t, list.Digest).String())
 
@@ -394,9 +391,17 @@ func ociImage(t *testing.T, arch string) v1.Image {
 // random layers of size bytes each, and cmd (if any) in its config.
 func randomOCIImage(t *testing.T, arch string, layers int, size int64, cmd []string) v1.Image {
 	t.Helper()
-	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	return randomImage(t, base, types.OCILayer, arch, layers, size, cmd)
+}
+
+// randomImage appends layers random layers of size bytes and layerType to
+// base, and names linux/arch and cmd (if any) in its config.
+func randomImage(t *testing.T, base v1.Image, layerType types.MediaType, arch string, layers int, size int64, cmd []string) v1.Image {
+	t.Helper()
+	img := base
 	for range layers {
-		l, err := random.Layer(size, types.OCILayer)
+		l, err := random.Layer(size, layerType)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,11 +15,10 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// negotiatingUpstream is a registry that, like distribution and Docker Hub,
-// answers a tag whose manifest is an index with one child when the
-// client's Accept lacks the index's media type. It records the Accept of
-// every manifest request, and counts GETs of the tag 1.0. headNoLength
-// drops Content-Length on blob HEADs.
+// negotiating is a registry that, like distribution and Docker Hub,
+// answers the tag 1.0, when it names an index, with child when the
+// client's Accept lacks the OCI index type. It records the Accept of every
+// manifest request, and counts GETs of the tag.
 type negotiating struct {
 	srv     *httptest.Server
 	child   string // what a narrow Accept gets for 1.0
@@ -28,6 +27,8 @@ type negotiating struct {
 	tagGETs int
 }
 
+// negotiatingUpstream starts one; headNoLength drops Content-Length on
+// blob HEADs.
 func negotiatingUpstream(t *testing.T, headNoLength bool) *negotiating {
 	reg := registry.New(registry.Logger(nopLogger()))
 	n := &negotiating{}
