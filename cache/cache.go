@@ -40,6 +40,9 @@ type Namespace struct {
 	// HeadTimeout bounds a HEAD to the upstream (revalidation, access
 	// confirmation); RequestTimeout a manifest GET or a tag list.
 	HeadTimeout, RequestTimeout time.Duration
+	// ReferrersTTL is how long an answer of the upstream's referrers API
+	// is served before it is fetched again (0: the tag TTL).
+	ReferrersTTL time.Duration
 	// RateLimitFloor: below this many remaining pulls (the upstream's
 	// ratelimit-remaining), tags are served without revalidation until the
 	// window passes. 0 never skips.

@@ -45,6 +45,7 @@ func namespaceSettings(u config.Upstream) cache.Namespace {
 		ServeStaleOn404: *u.ServeStaleOn404,
 		HeadTimeout:     u.HeadTimeout.D(),
 		RequestTimeout:  u.RequestTimeout.D(),
+		ReferrersTTL:    u.ReferrersTTL.D(),
 		RateLimitFloor:  u.RateLimitFloor,
 		Private:         u.Credentialed(),
 	}

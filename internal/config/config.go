@@ -137,6 +137,10 @@ type Cache struct {
 	HeadTimeout Duration `yaml:"head_timeout"`
 	// RequestTimeout bounds a manifest GET or a tag list from the upstream.
 	RequestTimeout Duration `yaml:"request_timeout"`
+	// ReferrersTTL is how long an answer of the upstream's referrers API
+	// is kept before it is fetched again (the API has no HEAD to
+	// revalidate with); past it, it is served stale under serve_stale.
+	ReferrersTTL Duration `yaml:"referrers_ttl"`
 	// BreakerFailures consecutive upstream failures open a namespace's
 	// circuit breaker: for BreakerCooldown cairn answers from its cache
 	// (or with 503) without asking the upstream, then lets one request try.
@@ -198,6 +202,7 @@ type Upstream struct {
 	ServeStaleOn404 *bool     `yaml:"serve_stale_on_404"`
 	HeadTimeout     *Duration `yaml:"head_timeout"`
 	RequestTimeout  *Duration `yaml:"request_timeout"`
+	ReferrersTTL    *Duration `yaml:"referrers_ttl"`
 	// RateLimitFloor: when the upstream's ratelimit-remaining header falls
 	// below this, tags are served from the cache without revalidation until
 	// the rate-limit window has passed. 0 never skips.

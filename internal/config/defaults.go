@@ -38,6 +38,11 @@ const (
 	// Docker Hub's pull rate limit.
 	DefaultTagTTL = 5 * time.Minute
 
+	// DefaultReferrersTTL: a referrers answer (signatures, SBOMs attached
+	// to a digest) is fetched again after 30 seconds, so a new signature
+	// shows through cairn within that; the API has no HEAD to ask cheaply.
+	DefaultReferrersTTL = 30 * time.Second
+
 	// DefaultServeStale serves the last known digest of a tag while upstream
 	// is down: a stale tag beats a failed rollout.
 	DefaultServeStale = true
@@ -166,6 +171,7 @@ func (c *Config) ApplyDefaults() {
 		setString(&c.TLS.MinVersion, DefaultTLSMinVersion)
 	}
 	setDuration(&c.Cache.RequestTimeout, DefaultRequestTimeout)
+	setDuration(&c.Cache.ReferrersTTL, DefaultReferrersTTL)
 	setDuration(&c.Cache.BreakerCooldown, DefaultBreakerCooldown)
 	setDuration(&c.Cache.ChangeLogRetention, DefaultChangeLogRetention)
 	if c.Cache.DefaultPlatform == "" {
@@ -214,6 +220,9 @@ func (c *Config) ApplyDefaults() {
 		}
 		if u.RequestTimeout == nil {
 			u.RequestTimeout = ptr(c.Cache.RequestTimeout)
+		}
+		if u.ReferrersTTL == nil {
+			u.ReferrersTTL = ptr(c.Cache.ReferrersTTL)
 		}
 		if len(u.Aliases) == 0 {
 			u.Aliases = nil // `aliases: []` and no key mean the same

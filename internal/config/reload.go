@@ -10,8 +10,8 @@ import (
 // next, and everything else kept as it runs. Taken from next: the auth
 // section, the certificate's files (when TLS is on in both), and each
 // namespace's cache settings (tag_ttl, serve_stale, serve_stale_on_404,
-// fill_idle_timeout, head_timeout, request_timeout, ratelimit_floor,
-// anonymous_pulls_use_credentials) and credentials (username,
+// fill_idle_timeout, head_timeout, request_timeout, referrers_ttl,
+// ratelimit_floor, anonymous_pulls_use_credentials) and credentials (username,
 // password_file, keychain), the credentials only while the namespace
 // keeps using them or not (the cache's tenancy depends on it). Kept:
 // listen, admin_listen, data_dir, site, log, admin, TLS on or off,
@@ -33,6 +33,7 @@ func Reloadable(running, next *Config) *Config {
 	// applied already, compared below; these only keep the diff quiet.
 	eff.Cache.TagTTL, eff.Cache.ServeStale, eff.Cache.ServeStaleOn404 = next.Cache.TagTTL, next.Cache.ServeStale, next.Cache.ServeStaleOn404
 	eff.Cache.FillIdleTimeout, eff.Cache.HeadTimeout, eff.Cache.RequestTimeout = next.Cache.FillIdleTimeout, next.Cache.HeadTimeout, next.Cache.RequestTimeout
+	eff.Cache.ReferrersTTL = next.Cache.ReferrersTTL
 	eff.Upstreams = slices.Clone(running.Upstreams)
 	for i, u := range eff.Upstreams {
 		j := slices.IndexFunc(next.Upstreams, func(n Upstream) bool { return n.Name == u.Name })
@@ -42,6 +43,7 @@ func Reloadable(running, next *Config) *Config {
 		n := next.Upstreams[j]
 		u.TagTTL, u.ServeStale, u.ServeStaleOn404 = n.TagTTL, n.ServeStale, n.ServeStaleOn404
 		u.FillIdleTimeout, u.HeadTimeout, u.RequestTimeout = n.FillIdleTimeout, n.HeadTimeout, n.RequestTimeout
+		u.ReferrersTTL = n.ReferrersTTL
 		u.RateLimitFloor, u.AnonymousPullsUseCredentials = n.RateLimitFloor, n.AnonymousPullsUseCredentials
 		if u.Credentialed() == n.Credentialed() {
 			u.Username, u.PasswordFile, u.Keychain = n.Username, n.PasswordFile, n.Keychain

@@ -72,6 +72,7 @@ func (c *Config) Validate() error {
 	p.check("cache.fill_idle_timeout", checkDuration(c.Cache.FillIdleTimeout))
 	p.check("cache.head_timeout", checkDuration(c.Cache.HeadTimeout))
 	p.check("cache.request_timeout", checkDuration(c.Cache.RequestTimeout))
+	p.check("cache.referrers_ttl", checkDuration(c.Cache.ReferrersTTL))
 	p.check("cache.breaker_cooldown", checkDuration(c.Cache.BreakerCooldown))
 	p.check("cache.change_log_retention", checkDuration(c.Cache.ChangeLogRetention))
 	p.check("uploads.expire", checkDuration(c.Uploads.Expire))
@@ -174,7 +175,7 @@ func (u Upstream) validate(at string, p *problems) {
 	if u.FillIdleTimeout != nil {
 		p.check(at+".fill_idle_timeout", checkDuration(*u.FillIdleTimeout))
 	}
-	for name, d := range map[string]*Duration{"head_timeout": u.HeadTimeout, "request_timeout": u.RequestTimeout} {
+	for name, d := range map[string]*Duration{"head_timeout": u.HeadTimeout, "request_timeout": u.RequestTimeout, "referrers_ttl": u.ReferrersTTL} {
 		if d != nil {
 			p.check(at+"."+name, checkDuration(*d))
 		}
