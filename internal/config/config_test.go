@@ -57,7 +57,7 @@ func TestLoadFull(t *testing.T) {
 		Log: Log{Level: "info", Format: "text"},
 		Cache: Cache{
 			TagTTL: Duration(5 * time.Minute), ServeStale: ptr(true), FillIdleTimeout: Duration(2 * time.Minute),
-			ServeStaleOn404: ptr(false), HeadTimeout: Duration(3 * time.Second), RequestTimeout: Duration(15 * time.Second),
+			ServeStaleOn404: ptr(false), HeadTimeout: Duration(3 * time.Second), RequestTimeout: Duration(15 * time.Second), ReferrersTTL: Duration(30 * time.Second),
 			BreakerFailures: 5, BreakerCooldown: Duration(30 * time.Second),
 			EvictHigh: 0.90, EvictLow: 0.80, ChangeLogRetention: Duration(DefaultChangeLogRetention), DefaultPlatform: DefaultPlatform,
 		},
@@ -72,17 +72,17 @@ func TestLoadFull(t *testing.T) {
 				Aliases:       []string{"index.docker.io", "registry-1.docker.io"},
 				LibraryPrefix: ptr(true), Default: true,
 				TagTTL: ptr(Duration(10 * time.Minute)), ServeStale: ptr(true), FillIdleTimeout: ptr(Duration(2 * time.Minute)),
-				ServeStaleOn404: ptr(false), HeadTimeout: ptr(Duration(3 * time.Second)), RequestTimeout: ptr(Duration(15 * time.Second)),
+				ServeStaleOn404: ptr(false), HeadTimeout: ptr(Duration(3 * time.Second)), RequestTimeout: ptr(Duration(15 * time.Second)), ReferrersTTL: ptr(Duration(30 * time.Second)),
 			},
 			{
 				Name: "ghcr.io", URL: "https://ghcr.io", LibraryPrefix: ptr(false),
 				TagTTL: ptr(Duration(5 * time.Minute)), ServeStale: ptr(true), FillIdleTimeout: ptr(Duration(2 * time.Minute)),
-				ServeStaleOn404: ptr(false), HeadTimeout: ptr(Duration(3 * time.Second)), RequestTimeout: ptr(Duration(15 * time.Second)),
+				ServeStaleOn404: ptr(false), HeadTimeout: ptr(Duration(3 * time.Second)), RequestTimeout: ptr(Duration(15 * time.Second)), ReferrersTTL: ptr(Duration(30 * time.Second)),
 			},
 			{
 				Name: "registry.internal", LibraryPrefix: ptr(false),
 				TagTTL: ptr(Duration(5 * time.Minute)), ServeStale: ptr(true), FillIdleTimeout: ptr(Duration(2 * time.Minute)),
-				ServeStaleOn404: ptr(false), HeadTimeout: ptr(Duration(3 * time.Second)), RequestTimeout: ptr(Duration(15 * time.Second)),
+				ServeStaleOn404: ptr(false), HeadTimeout: ptr(Duration(3 * time.Second)), RequestTimeout: ptr(Duration(15 * time.Second)), ReferrersTTL: ptr(Duration(30 * time.Second)),
 			},
 		},
 	}
