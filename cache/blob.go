@@ -71,7 +71,7 @@ func (c *Cache) OpenBlob(ctx context.Context, repo route.Repo, dgst string) (oci
 	c.count("blob", "miss")
 	src := c.newOriginSource(ns, repo.Name, dgst)
 	f, joined := c.startFill(ns, src, repo, dgst)
-	if joined && f.repo != repo && (ns.Private || c.nss[f.repo.Namespace].Private) {
+	if joined && f.repo != repo && (ns.Private || c.private(f.repo.Namespace)) {
 		// Someone else's fill, and credentials on one side: this repository
 		// must be entitled to the digest before it reads along.
 		if err := c.authorize(ctx, ns, repo, dgst, false); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/cairn-mirror/cairn/internal/breaker"
 	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/route"
 	"github.com/cairn-mirror/cairn/storage"
@@ -51,6 +52,27 @@ type Namespace struct {
 	// credentials: a repository is served a digest only once the upstream
 	// served or confirmed it for that repository.
 	Private bool
+	// ForHost makes this a wildcard namespace: Name is a route.Pattern
+	// and Origin is nil; each host of that shape a request names is a
+	// namespace of its own, with these settings and the upstream ForHost
+	// builds for it. At most MaxHosts hosts are live at once (least
+	// recently used dropped: their upstream, not their content).
+	ForHost  func(host string) (Origin, error)
+	MaxHosts int
+	// Shape is, in a host of a wildcard namespace, the wildcard's name:
+	// what metrics label it with. "" elsewhere.
+	Shape string
+
+	breaker *breaker.Breaker // a wildcard host's upstream breaker
+}
+
+// label is the namespace's name in metrics: a wildcard host's is its
+// wildcard's, so labels stay bounded.
+func (ns *Namespace) label() string {
+	if ns.Shape != "" {
+		return ns.Shape
+	}
+	return ns.Name
 }
 
 // Cache resolves content for the registry. Safe for concurrent use.
@@ -61,6 +83,7 @@ type Cache struct {
 	// from live, which UpdateNamespaces swaps (settings.go).
 	nss       map[string]*Namespace
 	live      atomic.Pointer[map[string]*Namespace]
+	hosts     *wildcards                       // the live hosts of wildcard namespaces
 	manifests *lru.Cache[string, oci.Manifest] // small manifests by digest
 	referrers *referrersCache
 	now       func() time.Time
@@ -86,11 +109,11 @@ type Cache struct {
 	pressure     chan struct{} // wakes Run after a commit
 	evictShort   atomic.Bool   // the last eviction left usage over the high mark
 
-	stats        counters            // for Stats
-	flights      singleflight.Group  // coalesced manifest fetches, HEADs, confirmations
-	breakers     map[string]*breaker // by namespace: their upstreams'
+	stats        counters                    // for Stats
+	flights      singleflight.Group          // coalesced manifest fetches, HEADs, confirmations
+	breakers     map[string]*breaker.Breaker // by namespace: their upstreams'
 	peerMu       sync.Mutex
-	peerBreakers map[string]*breaker // by node name, made on first use
+	peerBreakers map[string]*breaker.Breaker // by node name, made on first use
 	owners       Owners
 
 	platformSpec    string        // WithDefaultPlatform's argument
@@ -153,10 +176,10 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		inflight:     make(map[string]*fill),
 		inUse:        make(map[string]int),
 		pressure:     make(chan struct{}, 1),
-		breakers:     make(map[string]*breaker),
+		breakers:     make(map[string]*breaker.Breaker),
 		owners:       alone{},
 		platformSpec: DefaultPlatform,
-		peerBreakers: make(map[string]*breaker),
+		peerBreakers: make(map[string]*breaker.Breaker),
 		breakAt:      5,
 		cooldown:     30 * time.Second,
 
@@ -195,8 +218,13 @@ func New(store *storage.Store, nss []Namespace, opts ...Option) (*Cache, error) 
 		return nil, fmt.Errorf("cache: upload limits %+v, want >= 0", u)
 	}
 	for name := range c.nss {
-		c.breakers[name] = &breaker{threshold: max(c.breakAt, 1), cooldown: c.cooldown}
+		c.breakers[name] = breaker.New(c.breakAt, c.cooldown)
 	}
+	hosts, err := newWildcards(c.nss, func() *breaker.Breaker { return breaker.New(c.breakAt, c.cooldown) })
+	if err != nil {
+		return nil, err
+	}
+	c.hosts = hosts
 	c.root, c.stop = context.WithCancel(context.Background())
 	m, err := newMetrics(c.reg, store, c.limit.Max)
 	if err != nil {
@@ -222,9 +250,17 @@ func (c *Cache) Close() {
 }
 
 func (c *Cache) namespace(name string) (*Namespace, error) {
-	ns, ok := (*c.live.Load())[name]
-	if !ok {
-		return nil, fmt.Errorf("cache: namespace %q is not configured", name)
+	if ns, ok := (*c.live.Load())[name]; ok {
+		return ns, nil
 	}
-	return ns, nil
+	if ns, err := c.hosts.namespace(name); ns != nil || err != nil {
+		return ns, err
+	}
+	return nil, fmt.Errorf("cache: namespace %q is not configured", name)
+}
+
+// private reports whether the namespace named name uses credentials.
+func (c *Cache) private(name string) bool {
+	ns, err := c.namespace(name)
+	return err == nil && ns.Private
 }

@@ -165,7 +165,7 @@ func (c *Cache) commitFill(f *fill) (string, error) {
 	_, err := w.Commit(storage.KindUnknown, "")
 	switch {
 	case err == nil:
-		if ns, ok := c.nss[f.repo.Namespace]; ok {
+		if ns, err := c.namespace(f.repo.Namespace); err == nil {
 			c.markShared(ns, f.digest)
 		}
 		c.committed()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/cairn-mirror/cairn/internal/ocierr"
@@ -14,56 +13,10 @@ import (
 // circuit breaker is open.
 var errCircuitOpen = errors.New("circuit open after repeated failures")
 
-// breaker is one origin's circuit breaker (a namespace's upstream, or a
-// peer node). After `threshold` upstream
-// outages in a row it opens for `cooldown`: requests are answered from the
-// cache or fail fast. Then one request at a time probes the upstream; a
-// success closes it. Only outages count: a 404, 401 or 429 means the
-// upstream is alive.
-type breaker struct {
-	threshold int
-	cooldown  time.Duration
-
-	mu        sync.Mutex
-	failures  int
-	openUntil time.Time
-	probing   bool
-}
-
-func (b *breaker) allow(now time.Time) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.failures < b.threshold {
-		return true
-	}
-	if now.Before(b.openUntil) || b.probing {
-		return false
-	}
-	b.probing = true
-	return true
-}
-
-func (b *breaker) record(err error, now time.Time) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.probing = false // whatever happened, the probe is over
-	if errors.Is(err, context.Canceled) {
-		return // the client left; says nothing about the upstream
-	}
-	if !errors.Is(err, ocierr.Unavailable) {
-		b.failures = 0
-		return
-	}
-	b.failures++
-	if b.failures >= b.threshold {
-		b.openUntil = now.Add(b.cooldown)
-	}
-}
-
 // guard runs one call to an origin under its breaker and a timeout.
 func (c *Cache) guard(ctx context.Context, cand candidate, timeout time.Duration, call func(context.Context) error) error {
 	b := cand.breaker
-	if !b.allow(c.now()) {
+	if !b.Allow(c.now()) {
 		return fmt.Errorf("%s %s: %w: %w", cand.kind, cand.name, errCircuitOpen, ocierr.Unavailable)
 	}
 	if timeout > 0 {
@@ -75,7 +28,7 @@ func (c *Cache) guard(ctx context.Context, cand candidate, timeout time.Duration
 	if errors.Is(err, context.Canceled) && errors.Is(context.Cause(ctx), errIdle) {
 		err = fmt.Errorf("%w: %w", errIdle, ocierr.Unavailable) // the upstream stalled
 	}
-	b.record(err, c.now())
+	b.Record(err, c.now())
 	return err
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairn-mirror/cairn/internal/breaker"
 	"github.com/cairn-mirror/cairn/internal/oci"
 	"github.com/cairn-mirror/cairn/internal/ocierr"
 )
@@ -106,7 +107,7 @@ type candidate struct {
 	kind    string // "peer" or "upstream", for metrics
 	name    string // a peer's node name, or the namespace
 	origin  Origin
-	breaker *breaker
+	breaker *breaker.Breaker
 }
 
 // candidates lists the origins a read of key in ns tries, in order: the
@@ -124,19 +125,23 @@ func (c *Cache) candidates(ns *Namespace, key string) []candidate {
 		}
 	}
 	if ns.Origin != nil {
-		out = append(out, candidate{kind: "upstream", name: ns.Name, origin: ns.Origin, breaker: c.breakers[ns.Name]})
+		b := ns.breaker // a wildcard host's own
+		if b == nil {
+			b = c.breakers[ns.Name]
+		}
+		out = append(out, candidate{kind: "upstream", name: ns.Name, origin: ns.Origin, breaker: b})
 	}
 	return out
 }
 
 // peerBreaker is the circuit breaker of a peer node, made on first use
 // (as many as the site has nodes).
-func (c *Cache) peerBreaker(name string) *breaker {
+func (c *Cache) peerBreaker(name string) *breaker.Breaker {
 	c.peerMu.Lock()
 	defer c.peerMu.Unlock()
 	b, ok := c.peerBreakers[name]
 	if !ok {
-		b = &breaker{threshold: max(c.breakAt, 1), cooldown: c.cooldown}
+		b = breaker.New(c.breakAt, c.cooldown)
 		c.peerBreakers[name] = b
 	}
 	return b
@@ -183,7 +188,7 @@ func (c *Cache) try(ctx context.Context, ns *Namespace, cands []candidate, from 
 // passedOver counts and logs an origin left for the next one.
 func (c *Cache) passedOver(ns *Namespace, cand candidate, err error) {
 	reason := passReason(err)
-	c.metrics.passedOver.WithLabelValues(ns.Name, cand.kind, reason).Inc()
+	c.metrics.passedOver.WithLabelValues(ns.label(), cand.kind, reason).Inc()
 	c.log.Info("origin passed over", "namespace", ns.Name, "origin", cand.kind, "name", cand.name, "reason", reason, "err", err)
 }
 

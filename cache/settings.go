@@ -48,6 +48,9 @@ func (c *Cache) UpdateNamespaces(nss []Namespace) error {
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	if err := c.hosts.set(next); err != nil {
+		return err
+	}
 	c.live.Store(&next)
 	return nil
 }
@@ -62,6 +65,8 @@ func (c *Cache) checkUpdate(ns Namespace) error {
 		return fmt.Errorf("cache: namespace %q: tag TTL and fill idle timeout are required", ns.Name)
 	case ns.Private != was.Private:
 		return fmt.Errorf("cache: namespace %q: whether it uses credentials cannot change while the cache runs (its repositories' links depend on it)", ns.Name)
+	case (ns.ForHost == nil) != (was.ForHost == nil):
+		return fmt.Errorf("cache: namespace %q: whether it is a wildcard cannot change while the cache runs", ns.Name)
 	case (ns.Origin == nil) != (was.Origin == nil):
 		return fmt.Errorf("cache: namespace %q: a mirror cannot become hosted, nor a hosted namespace a mirror, while the cache runs", ns.Name)
 	}

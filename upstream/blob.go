@@ -32,11 +32,12 @@ func (c *Client) OpenBlob(ctx context.Context, repo, digest string, offset int64
 	if offset < 0 {
 		return nil, fmt.Errorf("upstream: negative blob offset %d: %w", offset, ocierr.RangeInvalid)
 	}
-	req := c.newRequest(http.MethodGet, "/v2/"+repo+"/blobs/"+digest, nil)
+	up := c.upstreamRepo(repo)
+	req := c.newRequest(http.MethodGet, "/v2/"+up+"/blobs/"+digest, nil)
 	if offset > 0 {
 		req.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 	}
-	resp, err := c.do(ctx, OpBlobGet, repo, req)
+	resp, err := c.do(ctx, OpBlobGet, up, req)
 	if offset > 0 && errors.Is(err, ocierr.RangeInvalid) {
 		// Some registries refuse an open-ended Range: the whole body then,
 		// whose head the caller skips (Offset 0).
@@ -95,6 +96,7 @@ func (c *Client) HeadBlob(ctx context.Context, repo, digest string) (Descriptor,
 	if err := checkBlobArgs(repo, digest); err != nil {
 		return Descriptor{}, err
 	}
+	repo = c.upstreamRepo(repo)
 	req := c.newRequest(http.MethodHead, "/v2/"+repo+"/blobs/"+digest, nil)
 	resp, err := c.do(ctx, OpBlobHead, repo, req)
 	if err != nil {

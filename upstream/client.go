@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -32,15 +33,22 @@ type Client struct {
 	namespace string
 	scheme    string        // the URL's scheme, used for every request
 	reg       name.Registry // the URL's host; its RegistryStr is the request host
+	prefix    string        // the URL's path without its final "/": /v2/ goes after it
+	endpoint  string        // the endpoint's name in metrics and logs
 	opts      options
 	base      http.RoundTripper // under ggcr's transports: scheme pinning, ping metrics
 	cache     *lru.Cache[string, http.RoundTripper]
 	builds    singleflight.Group
 	limits    rateLimits
+	gate      *gate
+	// ownTransport: New built the base transport (no WithTransport).
+	ownTransport bool
 }
 
-// New returns a client for the registry at rawURL (http or https, no
-// path), serving namespace. It validates its arguments and contacts no one.
+// New returns a client for the registry at rawURL (http or https; a path
+// is the API's root, /v2/ is appended to it), serving namespace. It
+// validates its arguments, reads the TLS files it is given, and contacts
+// no one.
 func New(namespace, rawURL string, opts ...Option) (*Client, error) {
 	if namespace == "" {
 		return nil, errors.New("upstream: empty namespace")
@@ -60,15 +68,36 @@ func New(namespace, rawURL string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	own := o.base == nil
 	if o.base == nil {
-		o.base = defaultTransport()
+		base, err := o.transport()
+		if err != nil {
+			return nil, fmt.Errorf("upstream %s: %w", namespace, err)
+		}
+		o.base = base
 	}
-	c := &Client{namespace: namespace, scheme: u.Scheme, reg: reg, opts: o, cache: cache}
+	if o.metricsNS == "" {
+		o.metricsNS = namespace
+	}
+	prefix := strings.TrimSuffix(u.Path, "/")
+	endpoint := o.endpoint
+	if endpoint == "" {
+		endpoint = reg.RegistryStr() + prefix
+	}
+	c := &Client{namespace: namespace, scheme: u.Scheme, reg: reg, prefix: prefix, endpoint: endpoint, opts: o, cache: cache, ownTransport: own}
+	c.gate = newGate(o.maxConns, o.rps, o.maxWait, o.now)
 	c.base = transport.NewUserAgent(&pinnedTransport{
-		host: reg.RegistryStr(), scheme: u.Scheme, ns: namespace, metrics: o.metrics, inner: o.base,
+		host: reg.RegistryStr(), scheme: u.Scheme, prefix: prefix, ns: o.metricsNS, endpoint: endpoint, metrics: o.metrics, inner: o.base,
 	}, o.userAgent)
 	return c, nil
 }
+
+// Endpoint is the endpoint's name in metrics and logs: its host and path
+// unless WithEndpointName set another.
+func (c *Client) Endpoint() string { return c.endpoint }
+
+// upstreamRepo is repo as the endpoint names it (WithRepositoryPrefix).
+func (c *Client) upstreamRepo(repo string) string { return c.opts.repoPrefix + repo }
 
 func (o *options) validate(namespace string) error {
 	if o.retries < 0 {
@@ -85,10 +114,17 @@ func (o *options) validate(namespace string) error {
 	if o.logger == nil {
 		return fmt.Errorf("upstream %s: nil logger", namespace)
 	}
+	if o.maxConns < 0 || o.rps < 0 || o.maxWait < 0 {
+		return fmt.Errorf("upstream %s: negative limits (%d connections, %g requests per second, wait %v)", namespace, o.maxConns, o.rps, o.maxWait)
+	}
+	if o.repoPrefix != "" && (!strings.HasSuffix(o.repoPrefix, "/") || validateRepo(strings.TrimSuffix(o.repoPrefix, "/")) != nil) {
+		return fmt.Errorf("upstream %s: repository prefix %q: want repository components ending in /", namespace, o.repoPrefix)
+	}
 	return nil
 }
 
-// parseURL accepts http(s)://host[:port][/] only.
+// parseURL accepts http(s)://host[:port][/path][/]; the path must not
+// hold /v2 (it is appended).
 func parseURL(rawURL string) (*url.URL, name.Registry, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -97,8 +133,11 @@ func parseURL(rawURL string) (*url.URL, name.Registry, error) {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, name.Registry{}, fmt.Errorf("upstream url %q: scheme must be http or https", rawURL)
 	}
-	if u.Host == "" || u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return nil, name.Registry{}, fmt.Errorf("upstream url %q: want scheme://host[:port] only", rawURL)
+	if u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.RawPath != "" {
+		return nil, name.Registry{}, fmt.Errorf("upstream url %q: want scheme://host[:port][/path] only", rawURL)
+	}
+	if p := strings.TrimSuffix(u.Path, "/"); strings.HasSuffix(p, "/v2") || strings.Contains(p, "/v2/") || strings.Contains(p, "//") {
+		return nil, name.Registry{}, fmt.Errorf("upstream url %q: the path is the API's root, without /v2 (appended) or empty segments", rawURL)
 	}
 	var nopts []name.Option
 	if u.Scheme == "http" {
@@ -185,7 +224,7 @@ func (c *Client) authenticator(ctx context.Context) (authn.Authenticator, error)
 
 // newRequest builds a request to the registry; do clones it per attempt.
 func (c *Client) newRequest(method, path string, query url.Values) *http.Request {
-	u := &url.URL{Scheme: c.scheme, Host: c.reg.RegistryStr(), Path: path, RawQuery: query.Encode()}
+	u := &url.URL{Scheme: c.scheme, Host: c.reg.RegistryStr(), Path: c.prefix + path, RawQuery: query.Encode()}
 	return &http.Request{Method: method, URL: u, Host: u.Host, Header: http.Header{}}
 }
 
@@ -200,9 +239,10 @@ func (c *Client) newRequest(method, path string, query url.Values) *http.Request
 var errOtherScheme = errors.New("scheme differs from the upstream URL's")
 
 type pinnedTransport struct {
-	host, scheme, ns string
-	metrics          *Metrics
-	inner            http.RoundTripper
+	host, scheme, prefix string
+	ns, endpoint         string // metric labels
+	metrics              *Metrics
+	inner                http.RoundTripper
 }
 
 func (t *pinnedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -219,12 +259,28 @@ func (t *pinnedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Path != "/v2/" {
 		return t.inner.RoundTrip(req)
 	}
+	if t.prefix != "" {
+		// ggcr pings the host's /v2/: the API lives under the prefix.
+		// cairn's own requests always carry the prefix already.
+		req = req.Clone(req.Context())
+		req.URL.Path = t.prefix + "/v2/"
+	}
 	start := time.Now()
 	resp, err := t.inner.RoundTrip(req)
 	status := 0
 	if err == nil {
 		status = resp.StatusCode
 	}
-	t.metrics.observe(t.ns, OpPing, status, time.Since(start))
+	t.metrics.observe(t.ns, t.endpoint, OpPing, status, time.Since(start))
 	return resp, err
+}
+
+// CloseIdleConnections closes the idle connections of the client's own
+// transport (not of one given with WithTransport, which others may share).
+func (c *Client) CloseIdleConnections() {
+	if c.ownTransport {
+		if t, ok := c.opts.base.(interface{ CloseIdleConnections() }); ok {
+			t.CloseIdleConnections()
+		}
+	}
 }

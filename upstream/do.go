@@ -20,6 +20,7 @@ func (c *Client) do(ctx context.Context, op, repo string, req *http.Request) (*h
 				return resp, nil
 			}
 			err = responseError(c.namespace, op, resp)
+			c.noteTooMany(op, err)
 		}
 		if attempt >= c.opts.retries || !retryable(ctx, err) {
 			return nil, err
@@ -31,11 +32,17 @@ func (c *Client) do(ctx context.Context, op, repo string, req *http.Request) (*h
 	}
 }
 
-// attempt sends one request through repo's transport.
+// attempt sends one request through repo's transport, once the
+// endpoint's gate admits it; the response body holds the slot until it is
+// closed.
 func (c *Client) attempt(ctx context.Context, op, repo string, req *http.Request) (*http.Response, error) {
 	rt, err := c.transportFor(ctx, repo)
 	if err != nil {
 		return nil, requestError(c.namespace, op, err)
+	}
+	release, err := c.enter(ctx, op)
+	if err != nil {
+		return nil, err
 	}
 	hc := &http.Client{Transport: rt} // default redirect policy: see blob.go
 	start := time.Now()
@@ -44,10 +51,12 @@ func (c *Client) attempt(ctx context.Context, op, repo string, req *http.Request
 	if err == nil {
 		status = resp.StatusCode
 	}
-	c.opts.metrics.observe(c.namespace, op, status, time.Since(start))
+	c.opts.metrics.observe(c.opts.metricsNS, c.endpoint, op, status, time.Since(start))
 	if err != nil {
+		release()
 		return nil, requestError(c.namespace, op, err)
 	}
+	resp.Body = &releasingBody{ReadCloser: resp.Body, release: release}
 	c.noteRateLimit(resp.Header)
 	return resp, nil
 }

@@ -35,6 +35,7 @@ func (c *Client) Manifest(ctx context.Context, repo, ref string) (*Manifest, err
 	if err != nil {
 		return nil, err
 	}
+	repo = c.upstreamRepo(repo)
 	req := c.newRequest(http.MethodGet, "/v2/"+repo+"/manifests/"+ref, nil)
 	setAccept(req)
 	resp, err := c.do(ctx, OpManifestGet, repo, req)
@@ -64,6 +65,7 @@ func (c *Client) HeadManifest(ctx context.Context, repo, ref string) (Descriptor
 	if err != nil {
 		return Descriptor{}, err
 	}
+	repo = c.upstreamRepo(repo)
 	req := c.newRequest(http.MethodHead, "/v2/"+repo+"/manifests/"+ref, nil)
 	setAccept(req)
 	resp, err := c.do(ctx, OpManifestHead, repo, req)

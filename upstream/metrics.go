@@ -26,6 +26,9 @@ type Metrics struct {
 	duration  *prometheus.HistogramVec
 	remaining *prometheus.GaugeVec
 	limit     *prometheus.GaugeVec
+	refusals  *prometheus.CounterVec
+	paused    *prometheus.GaugeVec
+	failovers *prometheus.CounterVec
 }
 
 // NewMetrics builds the metrics and registers them on reg (nil: not
@@ -35,13 +38,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_upstream_requests_total",
-			Help: "Requests sent to upstream registries, by namespace, operation and HTTP status (\"error\" for transport failures).",
-		}, []string{"namespace", "op", "status"}),
+			Help: "Requests sent to upstream registries, by namespace, endpoint, operation and HTTP status (\"error\" for transport failures).",
+		}, []string{"namespace", "endpoint", "op", "status"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cairn_upstream_request_duration_seconds",
 			Help:    "Time from sending an upstream request to its response headers.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
-		}, []string{"namespace", "op"}),
+		}, []string{"namespace", "endpoint", "op"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_upstream_refused_total",
+			Help: "Requests cairn did not send to an upstream endpoint, by namespace, endpoint, operation and reason (max_connections, max_requests_per_second: waited too long; paused: a 429 paused that operation).",
+		}, []string{"namespace", "endpoint", "op", "reason"}),
+		paused: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cairn_upstream_paused_until_seconds",
+			Help: "Until when (Unix time) an operation is paused at an upstream endpoint after it answered 429, by namespace, endpoint and operation.",
+		}, []string{"namespace", "endpoint", "op"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_upstream_failovers_total",
+			Help: "Requests that left an upstream endpoint for the next one, by namespace, the endpoint left and reason (circuit_open, unavailable, rate_limited, busy, not_found, denied, error).",
+		}, []string{"namespace", "endpoint", "reason"}),
 	}
 	m.remaining = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "cairn_upstream_ratelimit_remaining",
@@ -56,6 +71,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.duration = register(reg, m.duration)
 		m.remaining = register(reg, m.remaining)
 		m.limit = register(reg, m.limit)
+		m.refusals = register(reg, m.refusals)
+		m.paused = register(reg, m.paused)
+		m.failovers = register(reg, m.failovers)
 	}
 	return m
 }
@@ -76,7 +94,7 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 
 // observe records one request: status is the HTTP status, or 0 for a
 // transport failure.
-func (m *Metrics) observe(namespace, op string, status int, d time.Duration) {
+func (m *Metrics) observe(namespace, endpoint, op string, status int, d time.Duration) {
 	if m == nil {
 		return
 	}
@@ -84,8 +102,26 @@ func (m *Metrics) observe(namespace, op string, status int, d time.Duration) {
 	if status > 0 {
 		label = strconv.Itoa(status)
 	}
-	m.requests.WithLabelValues(namespace, op, label).Inc()
-	m.duration.WithLabelValues(namespace, op).Observe(d.Seconds())
+	m.requests.WithLabelValues(namespace, endpoint, op, label).Inc()
+	m.duration.WithLabelValues(namespace, endpoint, op).Observe(d.Seconds())
+}
+
+func (m *Metrics) refused(namespace, endpoint, op, reason string) {
+	if m != nil {
+		m.refusals.WithLabelValues(namespace, endpoint, op, reason).Inc()
+	}
+}
+
+func (m *Metrics) pausedUntil(namespace, endpoint, op string, until time.Time) {
+	if m != nil {
+		m.paused.WithLabelValues(namespace, endpoint, op).Set(float64(until.Unix()))
+	}
+}
+
+func (m *Metrics) failover(namespace, endpoint, reason string) {
+	if m != nil {
+		m.failovers.WithLabelValues(namespace, endpoint, reason).Inc()
+	}
 }
 
 func (m *Metrics) rateLimit(namespace string, rl RateLimit) {

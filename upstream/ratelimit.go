@@ -41,7 +41,7 @@ func (c *Client) noteRateLimit(h http.Header) {
 	c.limits.mu.Lock()
 	c.limits.last, c.limits.ok = rl, true
 	c.limits.mu.Unlock()
-	c.opts.metrics.rateLimit(c.namespace, rl)
+	c.opts.metrics.rateLimit(c.opts.metricsNS, rl)
 }
 
 // parseRateLimit reads "N" or "N;w=SECONDS".

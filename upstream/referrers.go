@@ -42,6 +42,7 @@ func (c *Client) Referrers(ctx context.Context, repo, digest, artifactType strin
 	if err := validateDigest(digest); err != nil {
 		return nil, false, err
 	}
+	repo = c.upstreamRepo(repo)
 	q := url.Values{}
 	if artifactType != "" {
 		q.Set("artifactType", artifactType)

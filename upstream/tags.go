@@ -23,6 +23,7 @@ func (c *Client) Tags(ctx context.Context, repo string, n int, last string) (tag
 	if err := validateRepo(repo); err != nil {
 		return nil, false, err
 	}
+	repo = c.upstreamRepo(repo)
 	q := url.Values{}
 	if n > 0 {
 		q.Set("n", strconv.Itoa(n))

@@ -168,31 +168,32 @@ func (r *reloader) newAuth(eff *config.Config) (*auth.Authorizer, error) {
 // namespaces are eff's cache settings; a mirror keeps its upstream
 // client unless its credentials changed (fresh names those that did).
 func (r *reloader) namespaces(eff *config.Config) (nss []cache.Namespace, prints map[string]string, fresh []string, err error) {
-	clients := map[string]cache.Origin{}
+	running := map[string]cache.Namespace{}
 	for _, ns := range r.cache.Namespaces() {
-		clients[ns.Name] = ns.Origin
+		running[ns.Name] = ns
 	}
+	build := newUpstreams(eff, r.metrics, r.root)
 	prints = map[string]string{}
 	var errs []error
 	for _, u := range eff.Upstreams {
 		ns := namespaceSettings(u)
-		ns.Origin = clients[u.Name]
+		ns.Origin, ns.ForHost = running[u.Name].Origin, running[u.Name].ForHost
 		if u.Mirror() {
-			cred, err := readCredentials(u)
+			creds, err := readEndpointCredentials(u)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			if p, was := cred.print(), r.prints[u.Name]; p == "" || p != was {
-				client, err := upstreamClient(u, cred, r.metrics, r.root)
+			if p, was := printCredentials(creds), r.prints[u.Name]; p == "" || p != was {
+				built, _, err := build.cacheNamespace(u)
 				if err != nil {
 					errs = append(errs, err)
 					continue
 				}
-				ns.Origin = client
+				ns.Origin, ns.ForHost = built.Origin, built.ForHost
 				fresh = append(fresh, u.Name)
 			}
-			prints[u.Name] = cred.print()
+			prints[u.Name] = printCredentials(creds)
 		}
 		nss = append(nss, ns)
 	}

@@ -164,12 +164,13 @@ func buildAPI(cfg *config.Config, store *storage.Store, reg *prometheus.Registry
 	nss := make([]cache.Namespace, 0, len(cfg.Upstreams))
 	routes := make([]route.Namespace, 0, len(cfg.Upstreams))
 	deletes := make(map[string]registry.Deletes, len(cfg.Upstreams))
+	build := newUpstreams(cfg, upMetrics, log)
 	for _, u := range cfg.Upstreams {
 		deletes[u.Name] = registry.Deletes{Tags: u.Delete.Tags, Manifests: u.Delete.Manifests, Blobs: u.Delete.Blobs}
 		if u.AnonymousPullsUseCredentials {
 			log.Warn("anonymous clients pull through this namespace's upstream credentials (anonymous_pulls_use_credentials)", "namespace", u.Name)
 		}
-		ns, fp, err := cacheNamespace(u, upMetrics, log)
+		ns, fp, err := build.cacheNamespace(u)
 		if err != nil {
 			return nil, nil, nil, nil, err
 		}
@@ -307,5 +308,5 @@ func (s *server) close() {
 
 // routeNamespace is how the API's router sees a configured namespace.
 func routeNamespace(u config.Upstream) route.Namespace {
-	return route.Namespace{Name: u.Name, Aliases: u.Aliases, LibraryPrefix: *u.LibraryPrefix, Default: u.Default, Mirror: u.Mirror()}
+	return route.Namespace{Name: u.Name, Aliases: u.Aliases, LibraryPrefix: *u.LibraryPrefix, Default: u.Default, Mirror: u.Mirror(), Wildcard: u.Wildcard()}
 }

@@ -428,7 +428,7 @@ func TestAdminEndpointsAndAccessLog(t *testing.T) {
 		`cairn_http_requests_total{method="GET",route="manifest",status="200"} 1`,
 		`cairn_http_request_duration_seconds_bucket{method="GET",route="manifest"`,
 		`cairn_cache_requests_total{kind="tag",result="miss"} 1`,
-		`cairn_upstream_requests_total{namespace="docker.io",op="manifest_get",status="200"} 1`,
+		`cairn_upstream_requests_total{endpoint="` + strings.TrimPrefix(f.docker.srv.URL, "http://") + `",namespace="docker.io",op="manifest_get",status="200"} 1`,
 	} {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)

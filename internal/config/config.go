@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // Config is cairn's configuration file, version 1.
@@ -195,6 +196,24 @@ type Upstream struct {
 	// mirror. Without it, a config that lets anonymous clients pull from a
 	// namespace with credentials is refused.
 	AnonymousPullsUseCredentials bool `yaml:"anonymous_pulls_use_credentials,omitempty"`
+	// Endpoints are the upstream's addresses, tried in order (url is the
+	// short form of one). Each endpoint leaves empty what the namespace's
+	// fields below give it.
+	Endpoints []Endpoint `yaml:"endpoints,omitempty"`
+	// Credentials log in to the endpoints (username and password_file,
+	// or keychain, are its short form); an endpoint may have its own.
+	Credentials *Credentials `yaml:"credentials,omitempty"`
+	// RepositoryPrefix, TLS, Proxy, MaxConnections and
+	// MaxRequestsPerSecond are the endpoints' defaults (see Endpoint).
+	RepositoryPrefix     string       `yaml:"repository_prefix,omitempty"`
+	TLS                  *UpstreamTLS `yaml:"tls,omitempty"`
+	Proxy                string       `yaml:"proxy,omitempty" secret:"userinfo"`
+	MaxConnections       int          `yaml:"max_connections,omitempty"`
+	MaxRequestsPerSecond float64      `yaml:"max_requests_per_second,omitempty"`
+	// MaxHosts bounds the hosts of a wildcard namespace live at once
+	// (each with its upstream client); the least recently used is
+	// dropped. Default 64.
+	MaxHosts int `yaml:"max_hosts,omitempty"`
 	// Per-namespace overrides of the cache section.
 	TagTTL          *Duration `yaml:"tag_ttl"`
 	ServeStale      *bool     `yaml:"serve_stale"`
@@ -231,20 +250,40 @@ type Delete struct {
 // Any reports whether some delete is enabled.
 func (d Delete) Any() bool { return d.Tags || d.Manifests || d.Blobs }
 
-// Credentialed reports whether the namespace logs in to its upstream.
-func (u Upstream) Credentialed() bool { return u.Username != "" || u.Keychain }
+// Credentialed reports whether the namespace logs in to its upstream, at
+// any of its endpoints.
+func (u Upstream) Credentialed() bool {
+	if u.namespaceCredentials().Set() {
+		return true
+	}
+	return slices.ContainsFunc(u.EffectiveEndpoints(), func(e Endpoint) bool { return e.Credentials.Set() })
+}
 
 // credentialKind names how the namespace logs in, for messages.
 func (u Upstream) credentialKind() string {
-	if u.Keychain {
-		return "keychain: true"
+	c := u.namespaceCredentials()
+	if !c.Set() {
+		for _, e := range u.EffectiveEndpoints() {
+			if e.Credentials.Set() {
+				c = e.Credentials
+				break
+			}
+		}
 	}
-	return "username " + u.Username
+	switch {
+	case c == nil:
+		return "no credentials"
+	case c.Keychain:
+		return "keychain: true"
+	case c.Basic != nil:
+		return "username " + c.Basic.Username
+	}
+	return "credentials"
 }
 
 // Mirror reports whether the namespace mirrors an upstream registry (it has
-// a URL) rather than being hosted here.
-func (u Upstream) Mirror() bool { return u.URL != "" }
+// a URL or endpoints) rather than being hosted here.
+func (u Upstream) Mirror() bool { return u.URL != "" || len(u.Endpoints) > 0 }
 
 // maxSize bounds the config file Load reads.
 const maxSize = 1 << 20

@@ -191,7 +191,7 @@ upstreams:
 	for _, want := range []string{
 		`colour: unknown key "colour" (line 3)`,
 		`cache.tag_ttl: "5 minutes" is not a duration like 90s or 5m (line 5)`,
-		`upstreams[0].url: "https://registry-1.docker.io/v2/" has a path`,
+		`upstreams[0].url: "https://registry-1.docker.io/v2/": leave /v2 out of the path`,
 		`upstreams[1].name: "ghcr" is not a registry host`,
 		`upstreams[2].aliases[0]: "index.docker.io" is already used by upstreams[0].aliases[0] (line 15)`,
 		`upstreams[2].default: upstreams[0] is already the default namespace`,

@@ -227,6 +227,9 @@ func (c *Config) ApplyDefaults() {
 		if len(u.Aliases) == 0 {
 			u.Aliases = nil // `aliases: []` and no key mean the same
 		}
+		if u.Wildcard() {
+			setInt(&u.MaxHosts, DefaultMaxHosts)
+		}
 	}
 }
 

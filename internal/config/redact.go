@@ -1,7 +1,9 @@
 package config
 
 import (
+	"net/url"
 	"reflect"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -10,9 +12,10 @@ import (
 const Redaction = "REDACTED"
 
 // Redacted returns the effective config as YAML, with every non-empty string
-// field tagged `secret:"true"` replaced by Redaction. Today no field holds a
-// secret inline (password_file is a path, not a secret); a future one gets
-// the tag and is redacted here without further code. c is not modified.
+// field tagged `secret:"true"` replaced by Redaction, and the password of
+// every URL field tagged `secret:"userinfo"` (a proxy's user:password@)
+// too. password_file and the like are paths, not secrets. c is not
+// modified.
 func (c *Config) Redacted() ([]byte, error) {
 	cp := redactedCopy(reflect.ValueOf(*c)).Interface().(Config)
 	return yaml.Marshal(&cp)
@@ -55,6 +58,10 @@ func redactedCopy(v reflect.Value) reflect.Value {
 			if !f.IsExported() {
 				continue
 			}
+			if f.Tag.Get("secret") == "userinfo" && f.Type.Kind() == reflect.String {
+				s.Field(i).SetString(redactUserinfo(v.Field(i).String()))
+				continue
+			}
 			if f.Tag.Get("secret") == "true" && f.Type.Kind() == reflect.String {
 				if v.Field(i).String() != "" {
 					s.Field(i).SetString(Redaction)
@@ -66,4 +73,21 @@ func redactedCopy(v reflect.Value) reflect.Value {
 		return s
 	}
 	return v
+}
+
+// redactUserinfo replaces the password of a URL's userinfo (a proxy's
+// user:password@) with Redaction.
+func redactUserinfo(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if strings.Contains(raw, "@") {
+			return Redaction
+		}
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), Redaction)
+		return u.String()
+	}
+	return raw
 }

@@ -46,11 +46,22 @@ func Reloadable(running, next *Config) *Config {
 		u.ReferrersTTL = n.ReferrersTTL
 		u.RateLimitFloor, u.AnonymousPullsUseCredentials = n.RateLimitFloor, n.AnonymousPullsUseCredentials
 		if u.Credentialed() == n.Credentialed() {
-			u.Username, u.PasswordFile, u.Keychain = n.Username, n.PasswordFile, n.Keychain
+			u.Username, u.PasswordFile, u.Keychain, u.Credentials = n.Username, n.PasswordFile, n.Keychain, n.Credentials
+			if sameURLs(u.Endpoints, n.Endpoints) {
+				u.Endpoints = slices.Clone(u.Endpoints)
+				for k := range u.Endpoints {
+					u.Endpoints[k].Credentials = n.Endpoints[k].Credentials
+				}
+			}
 		}
 		eff.Upstreams[i] = u
 	}
 	return &eff
+}
+
+// sameURLs reports whether a and b are the same endpoints, in order.
+func sameURLs(a, b []Endpoint) bool {
+	return slices.EqualFunc(a, b, func(x, y Endpoint) bool { return x.URL == y.URL })
 }
 
 // Diff names the fields that differ between a and b by their YAML paths,

@@ -158,14 +158,13 @@ func (c *Config) validateUpstreams(p *problems) {
 }
 
 func (u Upstream) validate(at string, p *problems) {
-	if u.Name == "" {
+	switch {
+	case u.Name == "":
 		p.addf(at+".name", "empty, want the registry host this namespace stands for, like ghcr.io")
-	} else {
+	case !u.Wildcard():
 		p.check(at+".name", checkHost(u.Name))
 	}
-	if u.Mirror() {
-		p.check(at+".url", checkURL(u.URL))
-	}
+	u.validateEndpoints(at, p)
 	for j, a := range u.Aliases {
 		p.check(fmt.Sprintf("%s.aliases[%d]", at, j), checkHost(a))
 	}

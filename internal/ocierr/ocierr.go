@@ -103,3 +103,9 @@ func StatusOf(err error) int {
 	}
 	return http.StatusInternalServerError
 }
+
+// ErrBusy marks an error cairn answered itself, without asking the origin,
+// because a local limit on requests to it (max_connections,
+// max_requests_per_second, a pause after a 429) was reached. It goes with
+// Unavailable or TooManyRequests; circuit breakers do not count it.
+var ErrBusy = errors.New("origin busy: a local request limit was reached")

@@ -14,6 +14,9 @@ type Namespace struct {
 	LibraryPrefix bool     // one-component names get "library/"
 	Default       bool     // used when neither ?ns= nor a leading host names one
 	Mirror        bool     // has an upstream: writes into it are replication, not pushes
+	// Wildcard: Name is a Pattern, and each host it matches is a
+	// namespace of that name (see Pattern). No aliases, never the default.
+	Wildcard bool
 }
 
 // Repo is a repository resolved to its namespace.
@@ -31,6 +34,13 @@ func (r Repo) Canonical() string { return r.Namespace + "/" + r.Name }
 type Router struct {
 	byHost map[string]*Namespace // names and aliases, lowercase
 	def    *Namespace
+	shapes []shape // wildcard namespaces, in config order
+}
+
+// shape is a wildcard namespace with its parsed pattern.
+type shape struct {
+	ns      *Namespace
+	pattern Pattern
 }
 
 // NewRouter checks the namespaces (host-like names, no duplicate names or
@@ -39,6 +49,17 @@ func NewRouter(nss []Namespace) (*Router, error) {
 	r := &Router{byHost: make(map[string]*Namespace)}
 	for i := range nss {
 		ns := &nss[i]
+		if ns.Wildcard {
+			p, err := ParsePattern(ns.Name)
+			if err != nil {
+				return nil, fmt.Errorf("namespace %q: %w", ns.Name, err)
+			}
+			if ns.Default || len(ns.Aliases) > 0 {
+				return nil, fmt.Errorf("wildcard namespace %q can have no aliases and cannot be the default", ns.Name)
+			}
+			r.shapes = append(r.shapes, shape{ns: ns, pattern: p})
+			continue
+		}
 		if ns.Default {
 			if r.def != nil {
 				return nil, fmt.Errorf("namespaces %q and %q are both the default", r.def.Name, ns.Name)
@@ -63,8 +84,42 @@ func NewRouter(nss []Namespace) (*Router, error) {
 // name, as in Repo.Namespace) mirrors an upstream; false for a hosted or
 // unknown one.
 func (r *Router) Mirror(namespace string) bool {
-	ns, ok := r.byHost[namespace]
-	return ok && ns.Name == namespace && ns.Mirror
+	if ns, ok := r.byHost[namespace]; ok {
+		return ns.Name == namespace && ns.Mirror
+	}
+	_, ok := r.Shape(namespace)
+	return ok
+}
+
+// Shape returns the name of the wildcard namespace host belongs to, if
+// host is configured through a wildcard (and not by its own name).
+func (r *Router) Shape(host string) (string, bool) {
+	if _, ok := r.byHost[host]; ok {
+		return "", false
+	}
+	for _, s := range r.shapes {
+		if s.pattern.Match(host) {
+			return s.ns.Name, true
+		}
+	}
+	return "", false
+}
+
+// lookup finds the namespace of a lowercase host: configured by name or
+// alias, or a host of a wildcard namespace's shape (a namespace named
+// host, with the wildcard's settings).
+func (r *Router) lookup(host string) (*Namespace, bool) {
+	if ns, ok := r.byHost[host]; ok {
+		return ns, true
+	}
+	for _, s := range r.shapes {
+		if s.pattern.Match(host) {
+			ns := *s.ns
+			ns.Name = host
+			return &ns, true
+		}
+	}
+	return nil, false
 }
 
 // Resolve maps a validated name (see ParsePath) and the request's ?ns=
@@ -89,14 +144,14 @@ func (ns *Namespace) repoName(repo string) string {
 
 func (r *Router) pick(name, nsParam string) (*Namespace, string, error) {
 	if nsParam != "" {
-		ns, ok := r.byHost[strings.ToLower(nsParam)]
+		ns, ok := r.lookup(strings.ToLower(nsParam))
 		if !ok {
 			return nil, "", fmt.Errorf("registry %q is not configured on this mirror: %w", nsParam, ocierr.NameUnknown)
 		}
 		return ns, name, nil
 	}
 	if first, rest, ok := strings.Cut(name, "/"); ok && IsHostLike(first) {
-		ns, ok := r.byHost[first]
+		ns, ok := r.lookup(first)
 		if !ok {
 			return nil, "", fmt.Errorf("registry %q is not configured on this mirror: %w", first, ocierr.NameUnknown)
 		}
