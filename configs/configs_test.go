@@ -41,7 +41,7 @@ func TestExamples(t *testing.T) {
 }
 
 // providePasswordFiles runs the test in a temporary working directory holding
-// every relative password_file and auth.htpasswd_file the example names,
+// every relative password_file, TLS file and auth.htpasswd_file the example names,
 // since the config checks that they exist. Examples must use relative paths
 // for that reason.
 func providePasswordFiles(t *testing.T, name string, data []byte) {
@@ -55,6 +55,19 @@ func providePasswordFiles(t *testing.T, name string, data []byte) {
 	for i, u := range raw.Upstreams {
 		if u.PasswordFile != "" {
 			files[u.PasswordFile] = fmt.Sprintf("upstreams[%d].password_file", i)
+		}
+		for j, e := range u.EffectiveEndpoints() {
+			at := fmt.Sprintf("upstreams[%d].endpoints[%d]", i, j)
+			if c := e.Credentials; c != nil && c.Basic != nil && c.Basic.PasswordFile != "" {
+				files[c.Basic.PasswordFile] = at + ".credentials.basic.password_file"
+			}
+			if t := e.TLS; t != nil {
+				for _, f := range []string{t.CAFile, t.CertFile, t.KeyFile} {
+					if f != "" {
+						files[f] = at + ".tls"
+					}
+				}
+			}
 		}
 	}
 	if raw.Auth.HtpasswdFile != "" {
