@@ -16,7 +16,7 @@ func TestParsePattern(t *testing.T) {
 	for _, bad := range []string{
 		"*", "*.com", "registry.*", "a.*.*", "*.example.*", // too broad
 		"ecr*.example.com", "*-docker.pkg.dev", // * inside a label
-		"*.Example.com",    // case
+		"*.Example.com", // case
 		"registry.example.com", "*.example.com:*", "*.example.com:99999",
 		"*.exa_mple.com", "*..example.com", "*.example.com/x", "*@example.com",
 	} {
