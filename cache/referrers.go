@@ -111,7 +111,7 @@ func (c *Cache) referrersElsewhere(ctx context.Context, repo route.Repo, dgst, a
 }
 
 func (c *Cache) servedStale(ns *Namespace, repo route.Repo, dgst string, err error) {
-	c.metrics.staleTotal.WithLabelValues(ns.Name).Inc()
+	c.metrics.staleTotal.WithLabelValues(ns.label()).Inc()
 	c.count("referrers", "stale")
 	c.log.Warn("upstream failed, serving last known referrers", "repo", repo.Canonical(), "digest", dgst, "err", err)
 }

@@ -55,7 +55,7 @@ func (c *Cache) manifestByTag(ctx context.Context, ns *Namespace, repo route.Rep
 		return m, err
 	}
 	if m, lerr := c.localManifest(rec.Digest); lerr == nil {
-		c.metrics.staleTotal.WithLabelValues(ns.Name).Inc()
+		c.metrics.staleTotal.WithLabelValues(ns.label()).Inc()
 		c.count("tag", "stale")
 		c.log.Warn("upstream failed, serving last known digest", "repo", repo.Canonical(), "tag", tag, "digest", rec.Digest, "err", err)
 		return m, nil
